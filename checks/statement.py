@@ -1,0 +1,87 @@
+"""What the checker checks: a statement, its instances, and its slack.
+
+A statement is an inequality or identity over instances (dicts of float64 arrays).
+``evaluate(instance)`` returns a dict of named quantities with at least ``slack``:
+slack ≥ 0 where the statement holds on the instance (rounding allowances are built
+into each statement's slack), slack < 0 on a counterexample. Slacks are relative
+(in [−1, 1] for inequalities lhs ≥ rhs: (lhs − rhs)/(|lhs| + |rhs|)) so that the
+smallest slack is comparable across instances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+Instance = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """How hard to look: hypothesis examples, instances per example, and the attack on
+    the worst instances of the worst batch (how many, how many steps)."""
+
+    name: str
+    examples: int
+    batch: int
+    attack_instances: int
+    attack_steps: int
+    shrink: bool
+    derandomize: bool
+
+
+PROFILES = {
+    "quick": Profile("quick", examples=8, batch=64, attack_instances=8, attack_steps=40, shrink=False, derandomize=True),
+    "thorough": Profile(
+        "thorough", examples=400, batch=256, attack_instances=64, attack_steps=2000, shrink=True, derandomize=False
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Statement:
+    """One statement of the paper, as printed or in a corrected form.
+
+    Attributes:
+      id: registry key, e.g. ``"ineq-2.3"`` (printed) or ``"ineq-2.3/corrected"``.
+      ref: where it is in the paper, e.g. ``"Inequality (2.3)"``.
+      text: the statement as checked, in words and symbols.
+      printed: True when checked exactly as printed.
+      claimed: True when resjax relies on it; its falsification fails ``resjax check``.
+      specs: profile name -> hypothesis strategy of instance specs (plain dicts).
+      build: (spec, batch size) -> instance dict whose arrays have a leading batch axis.
+      evaluate: one instance -> dict with ``slack`` and other named quantities.
+      batched: evaluate is pure JAX, so it is vmapped and jitted; else it runs per instance.
+      domain: maps any raw instance into the statement's domain (differentiably); the
+        gradient attack optimises raw instances through it.
+      attack_objective: name of the quantity the attack minimises (default ``slack``).
+      adversarial: specs always tried first (hypothesis explicit examples).
+      corrects: the printed statement's id that this corrected form replaces.
+      note: one line for the report (interpretation, how it is checked).
+    """
+
+    id: str
+    ref: str
+    text: str
+    printed: bool
+    claimed: bool
+    specs: Callable[[str], Any]
+    build: Callable[[dict, int], Instance]
+    evaluate: Callable[[Instance], dict]
+    batched: bool = True
+    domain: Callable[[Instance], Instance] | None = None
+    attack_objective: str | None = None
+    adversarial: tuple[dict, ...] = ()
+    corrects: str | None = None
+    note: str = ""
+
+    def valid(self, instance: Instance) -> Instance:
+        return self.domain(instance) if self.domain else instance
+
+
+def relative_slack(lhs, rhs, xp=np):
+    """(lhs − rhs)/(|lhs| + |rhs|), 0 when both vanish: the slack of lhs ≥ rhs."""
+    den = xp.abs(lhs) + xp.abs(rhs)
+    return xp.where(den > 0, (lhs - rhs) / xp.where(den > 0, den, 1.0), 0.0)
