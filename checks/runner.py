@@ -36,20 +36,20 @@ class _Falsified(Exception):
 
 
 def evaluator(statement: Statement):
-    """Batch of instances -> dict of NumPy arrays, one entry per instance.
+    """Batch of instances (already in the statement's domain) -> dict of NumPy arrays.
 
     Cached by (evaluate, domain), so statements that share a formula share its compiles.
     """
     key = (statement.evaluate, statement.domain, statement.batched)
     if key not in _EVALUATORS:
         if statement.batched:
-            fn = jax.jit(jax.vmap(lambda inst: statement.evaluate(statement.valid(inst))))
+            fn = jax.jit(jax.vmap(statement.evaluate))
             _EVALUATORS[key] = lambda batch: {k: np.asarray(v) for k, v in fn(batch).items()}
         else:
 
             def loop(batch):
                 n = len(next(iter(batch.values())))
-                rows = [statement.evaluate(statement.valid(row(batch, i))) for i in range(n)]
+                rows = [statement.evaluate(row(batch, i)) for i in range(n)]
                 return {k: np.asarray([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in rows[0]}
 
             _EVALUATORS[key] = loop
@@ -122,7 +122,7 @@ def check(statement: Statement, profile_name: str = "quick") -> Result:
         try:
             _sample(statement, profile, tracker, evaluate)
             if statement.domain is not None and tracker.worst_batch is not None:
-                attacked = attack_mod.attack(statement, tracker.worst_batch, profile.attack_steps)
+                attacked = attack_mod.attack(statement, tracker.worst_batch, profile.attack_steps, profile.attack_seconds)
                 valid = jax.vmap(statement.valid)(attacked)
                 valid = {k: np.asarray(v) for k, v in valid.items()}
                 out = evaluate(valid)

@@ -28,14 +28,15 @@ class Profile:
     batch: int
     attack_instances: int
     attack_steps: int
+    attack_seconds: float
     shrink: bool
     derandomize: bool
 
 
 PROFILES = {
-    "quick": Profile("quick", examples=8, batch=64, attack_instances=8, attack_steps=40, shrink=False, derandomize=True),
+    "quick": Profile("quick", 8, 64, attack_instances=8, attack_steps=400, attack_seconds=1.5, shrink=False, derandomize=True),
     "thorough": Profile(
-        "thorough", examples=400, batch=256, attack_instances=64, attack_steps=2000, shrink=True, derandomize=False
+        "thorough", 400, 256, attack_instances=64, attack_steps=5000, attack_seconds=300.0, shrink=True, derandomize=False
     ),
 }
 
@@ -51,11 +52,13 @@ class Statement:
       printed: True when checked exactly as printed.
       claimed: True when resjax relies on it; its falsification fails ``resjax check``.
       specs: profile name -> hypothesis strategy of instance specs (plain dicts).
-      build: (spec, batch size) -> instance dict whose arrays have a leading batch axis.
+      build: (spec, batch size) -> instance dict whose arrays have a leading batch axis;
+        every built instance lies in the statement's domain.
       evaluate: one instance -> dict with ``slack`` and other named quantities.
       batched: evaluate is pure JAX, so it is vmapped and jitted; else it runs per instance.
-      domain: maps any raw instance into the statement's domain (differentiably); the
-        gradient attack optimises raw instances through it.
+      domain: maps any raw instance into the statement's domain (differentiably, and the
+        identity on it); the gradient attack optimises raw instances through it, and
+        attacked instances are mapped by it before they are evaluated.
       attack_objective: name of the quantity the attack minimises (default ``slack``).
       adversarial: specs always tried first (hypothesis explicit examples).
       corrects: the printed statement's id that this corrected form replaces.

@@ -1,0 +1,99 @@
+"""The checker can fail: planted false statements are falsified, with witnesses that replay."""
+
+import dataclasses
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from resjax.checks import registry, report, runner, section2
+from resjax.checks import strategies as S
+from resjax.checks.statement import Statement, relative_slack
+
+C2 = registry.get("claim-C.2")
+
+
+def sigma_max_bound(inst):
+    """Planted and false: ‖A B‖_F ≥ σ_max(A) ‖B‖_F."""
+    s = jnp.linalg.svd(inst["A"], compute_uv=False)
+    lhs, rhs = jnp.linalg.norm(inst["A"] @ inst["B"]), s[0] * jnp.linalg.norm(inst["B"])
+    return {"slack": relative_slack(lhs, rhs, jnp), "lhs": lhs, "rhs": rhs}
+
+
+def thin_bound(inst):
+    """Planted and false only near alignment: ‖A B‖_F ≥ 1.001 σ_min(A) ‖B‖_F, for A with
+    condition number 100, where a random B has slack near 1 and only B along the least
+    right singular vector of A violates it."""
+    s = jnp.linalg.svd(inst["A"], compute_uv=False)
+    lhs, rhs = jnp.linalg.norm(inst["A"] @ inst["B"]), 1.001 * s[-1] * jnp.linalg.norm(inst["B"])
+    return {"slack": relative_slack(lhs, rhs, jnp), "lhs": lhs, "rhs": rhs}
+
+
+PLANTED = dataclasses.replace(C2, id="planted/sigma-max", evaluate=sigma_max_bound, claimed=True)
+THIN = dataclasses.replace(
+    C2,
+    id="planted/thin",
+    evaluate=thin_bound,
+    claimed=True,
+    specs=lambda p: st.fixed_dictionaries(
+        {"d": st.just(8), "log_cond": st.just(2.0), "aligned": st.just(False), "seed": S.seeds()}
+    ),
+)
+
+
+def test_planted_false_inequality_is_falsified_with_a_replayable_witness(tmp_path):
+    result = runner.check(PLANTED, "quick")
+    assert result.status == "falsified" and result.min_slack < 0
+    path = report.witness_file(result, tmp_path)
+    replayed = report.replay(path, statements=(PLANTED,))
+    assert replayed.status == "falsified"
+    assert replayed.quantities["slack"] == pytest.approx(result.quantities["slack"], rel=1e-12)
+    assert report.exit_code([result]) == 1
+
+
+def test_sampling_misses_a_thin_counterexample_that_the_attack_finds():
+    batch = THIN.build({"d": 8, "log_cond": 2.0, "aligned": False, "seed": 0}, 256)
+    sampled = runner.evaluator(THIN)(batch)
+    assert np.min(sampled["slack"]) > 0  # no random instance violates it
+    result = runner.check(THIN, "quick")
+    assert result.status == "falsified"
+    assert result.witness["A"].shape == (8, 8)
+
+
+def test_true_statement_is_verified_and_json_has_the_schema():
+    result = runner.check(C2, "quick")
+    assert result.status == "verified" and result.min_slack >= 0 and result.instances > 100
+    entry = report.to_json([result], "quick")["statements"][0]
+    assert {"id", "printed", "status", "instances", "min_slack", "witness"} <= entry.keys()
+    assert entry["witness"] is None and entry["printed"] is True
+    assert report.exit_code([result]) == 0
+
+
+def test_every_corrected_entry_names_an_existing_printed_one():
+    ids = {s.id for s in registry.STATEMENTS}
+    assert len(ids) == len(registry.STATEMENTS)
+    for s in registry.STATEMENTS:
+        if s.corrects:
+            assert s.corrects in ids and not s.printed
+
+
+def test_printed_construction_fails_by_its_sign_error_not_by_rounding():
+    R = np.array([[0.0, -1.0], [1.0, 0.0]]) * 2.0  # rotation by π/2, stretched
+    out = section2.construction_printed({"R": R, "depth": np.int64(40)})
+    assert out["product_error"] > 0.1
+
+
+def test_unknown_statement_id_is_a_clear_error():
+    with pytest.raises(KeyError, match="known ids"):
+        registry.get("thm-9.9")
+
+
+def test_replay_rejects_a_file_that_is_not_a_witness(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(SystemExit, match="not a witness file"):
+        report.replay(bad)
+    with pytest.raises(SystemExit, match="no witness file"):
+        report.replay(tmp_path / "missing.json")
