@@ -73,3 +73,11 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     assert len(commands) == 2, commands
     assert "resjax check" in commands[0]
     assert commands[1].strip() in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_python_example_runs(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Library examples\n\n```python\n(.*?)```", readme, re.S).group(1)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "det R < 0" in out.stdout
