@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings, target
 
 from . import attack as attack_mod
-from .statement import PROFILES, Instance, Statement
+from .statement import PROFILES, Instance, Profile, Statement
 
 _EVALUATORS: dict[tuple, object] = {}
 
@@ -112,9 +112,12 @@ def _sample(statement: Statement, profile, tracker: _Tracker, evaluate) -> None:
     probe()
 
 
-def check(statement: Statement, profile_name: str = "quick") -> Result:
-    """Samples, then attacks, one statement; returns its verdict (float64 throughout)."""
-    profile = PROFILES[profile_name]
+def check(statement: Statement, profile: str | Profile = "quick") -> Result:
+    """Samples, then attacks, one statement; returns its verdict (float64 throughout).
+
+    ``profile`` is a name in PROFILES ("quick", "thorough") or a Profile.
+    """
+    profile = PROFILES[profile] if isinstance(profile, str) else profile
     tracker = _Tracker()
     start = time.perf_counter()
     evaluate = evaluator(statement)
@@ -137,11 +140,11 @@ def check(statement: Statement, profile_name: str = "quick") -> Result:
                   seconds=time.perf_counter() - start)
 
 
-def run(statements, profile_name: str = "quick", progress=None) -> list[Result]:
+def run(statements, profile: str | Profile = "quick", progress=None) -> list[Result]:
     """Checks each statement in turn; ``progress(statement)`` is called before each."""
     results = []
     for s in statements:
         if progress:
             progress(s)
-        results.append(check(s, profile_name))
+        results.append(check(s, profile))
     return results

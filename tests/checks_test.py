@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from resjax.checks import registry, report, runner, section2
 from resjax.checks import strategies as S
-from resjax.checks.statement import Statement, relative_slack
+from resjax.checks.statement import Profile, relative_slack
 
 C2 = registry.get("claim-C.2")
 
@@ -97,3 +97,11 @@ def test_replay_rejects_a_file_that_is_not_a_witness(tmp_path):
         report.replay(bad)
     with pytest.raises(SystemExit, match="no witness file"):
         report.replay(tmp_path / "missing.json")
+
+
+def test_shrinking_profile_reduces_the_witness_to_a_small_instance():
+    shrink = Profile("shrink", 10, 8, attack_instances=2, attack_steps=25, attack_seconds=1.0, shrink=True, derandomize=True)
+    thorough_specs = dataclasses.replace(PLANTED, specs=lambda p: C2.specs("thorough"))
+    result = runner.check(thorough_specs, shrink)
+    assert result.status == "falsified"
+    assert result.witness["A"].shape[0] <= 2  # shrunk towards d = 1, 2
