@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from . import section2
+from . import section2, section3
 from .statement import Statement
 
-STATEMENTS: tuple[Statement, ...] = section2.STATEMENTS
+STATEMENTS: tuple[Statement, ...] = section2.STATEMENTS + section3.STATEMENTS
 
 
 def get(statement_id: str, statements=STATEMENTS) -> Statement:

@@ -99,7 +99,7 @@ def _sample(statement: Statement, profile, tracker: _Tracker, evaluate) -> None:
     )
     @given(statement.specs(profile.name))
     def probe(spec):
-        batch = statement.build(spec, profile.batch)
+        batch = statement.build(spec, min(profile.batch, statement.max_batch or profile.batch))
         out = evaluate(batch)
         i = tracker.update(batch, out, keep=profile.attack_instances)
         slack = _slacks(out)[i]

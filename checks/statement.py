@@ -63,6 +63,7 @@ class Statement:
       adversarial: specs always tried first (hypothesis explicit examples).
       corrects: the printed statement's id that this corrected form replaces.
       note: one line for the report (interpretation, how it is checked).
+      max_batch: caps the profile's instances per example for costly statements.
     """
 
     id: str
@@ -79,6 +80,7 @@ class Statement:
     adversarial: tuple[dict, ...] = ()
     corrects: str | None = None
     note: str = ""
+    max_batch: int | None = None  # instances per example, when each one is costly
 
     def valid(self, instance: Instance) -> Instance:
         return self.domain(instance) if self.domain else instance

@@ -26,6 +26,11 @@ EXPECTED = {
     "claim-C.1": "falsified",
     "claim-C.1/corrected": "verified",
     "claim-C.2": "verified",
+    "lemma-B.1": "falsified",
+    "lemma-B.1/corrected": "verified",
+    "lemma-B.2": "falsified",
+    "thm-3.2/construction": "falsified",
+    "thm-3.2": "verified",
 }
 
 
@@ -56,7 +61,8 @@ def test_unknown_statement_exits_2():
 def test_importing_resjax_changes_no_global_jax_config(tmp_path):
     code = (
         "import jax; before = dict(jax.config.values)\n"
-        "import resjax, resjax.linear, resjax.normal_form, resjax.checks.registry\n"
+        "import resjax, resjax.linear, resjax.normal_form, resjax.expressivity, resjax.checks.registry\n"
+        "import resjax.train.data\n"
         "changed = {k for k, v in jax.config.values.items() if before.get(k) != v}\n"
         "assert not changed, changed\n"
         "import importlib.util as u\n"
@@ -75,9 +81,13 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     assert commands[1].strip() in (ROOT / ".ci" / "run").read_text()
 
 
-def test_readme_python_example_runs(tmp_path):
+def test_readme_python_examples_run(tmp_path):
     readme = (ROOT / "README.md").read_text()
-    code = re.search(r"## Library examples\n\n```python\n(.*?)```", readme, re.S).group(1)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "det R < 0" in out.stdout
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    outputs = []
+    for code in blocks:
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        outputs.append(out.stdout)
+    assert "det R < 0" in outputs[0]

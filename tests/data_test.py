@@ -1,0 +1,43 @@
+"""resjax.train.data: image folders as directories and tarballs, with clear errors."""
+
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resjax.train import data
+
+
+def write_tree(root, split="train", classes=("cat", "dog"), per_class=3, size=(8, 8)):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        folder = root / "ds" / split / c
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
+    return root / "ds"
+
+
+def test_reads_a_directory_and_a_tarball_alike(tmp_path):
+    root = write_tree(tmp_path)
+    write_tree(tmp_path / "other", split="test", per_class=1)
+    folder = data.load_image_folder(root, split="train")
+    assert folder.images.shape == (6, 8, 8, 3) and folder.images.dtype == np.uint8
+    assert folder.class_names == ("cat", "dog") and folder.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    with tarfile.open(tmp_path / "ds.tar.gz", "w:gz") as tar:
+        tar.add(root, arcname="ds")
+    packed = data.load_image_folder(tmp_path / "ds.tar.gz", split="train")
+    np.testing.assert_array_equal(packed.images, folder.images)
+    assert packed.labels.tolist() == folder.labels.tolist()
+
+
+def test_missing_empty_and_corrupt_data_say_what_is_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="<split>/<class>/<image>"):
+        data.load_image_folder(tmp_path / "nope")
+    root = write_tree(tmp_path)
+    with pytest.raises(ValueError, match="no images of split 'test'"):
+        data.load_image_folder(root, split="test")
+    (root / "train" / "cat" / "9999.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="cannot decode image .*9999.jpg"):
+        data.load_image_folder(root, split="train")

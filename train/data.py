@@ -1,0 +1,84 @@
+"""Image-folder data sets: ``split/class/image`` trees, as a directory or a ``.tar.gz``.
+
+``load_image_folder("cifar10-jpeg/train.tar.gz")`` reads the CIFAR-10 JPEGs shipped
+as ``cifar10/train/<class>/NNNN.jpg`` into memory: uint8 images (N, H, W, C), int
+labels (N,) and the sorted class names. Class = the image's folder, split = the
+folder above it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import io
+import os
+import pathlib
+import tarfile
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSet:
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray  # (N,) int64, indices into class_names
+    class_names: tuple[str, ...]
+
+
+def _members(path: pathlib.Path, split: str | None):
+    """Yields (split, class, name, bytes) for every image under path."""
+    if path.is_dir():
+        for file in sorted(path.rglob("*")):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                yield file.parent.parent.name, file.parent.name, str(file), file.read_bytes()
+        return
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            parts = pathlib.PurePosixPath(member.name).parts
+            if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES) and len(parts) >= 2:
+                grand = parts[-3] if len(parts) >= 3 else ""
+                if split is None or grand == split:
+                    yield grand, parts[-2], member.name, tar.extractfile(member).read()
+
+
+def _decode(item):
+    from PIL import Image
+
+    name, data = item
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # PIL raises many types for a corrupt file
+        raise ValueError(f"cannot decode image {name}: {e}") from None
+
+
+def load_image_folder(path, split: str | None = None, workers: int | None = None) -> ImageSet:
+    """Reads every image of ``split`` (all splits when None) under a folder or tarball.
+
+    Raises:
+      FileNotFoundError: path missing (says what layout is expected).
+      ValueError: no images found, a corrupt image, or images of different sizes.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no data at {path}: expected a directory or .tar.gz holding <split>/<class>/<image> "
+            "(for example cifar10/train/airplane/0000.jpg)."
+        )
+    items = [(s, c, n, b) for s, c, n, b in _members(path, split) if split is None or s == split]
+    if not items:
+        raise ValueError(
+            f"no images{f' of split {split!r}' if split else ''} under {path}: expected <split>/<class>/<image> "
+            f"with suffixes {', '.join(IMAGE_SUFFIXES)}."
+        )
+    class_names = tuple(sorted({c for _, c, _, _ in items}))
+    index = {c: i for i, c in enumerate(class_names)}
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        arrays = list(pool.map(_decode, [(n, b) for _, _, n, b in items], chunksize=256))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"images under {path} differ in size ({sorted(shapes)[:3]}...); resize them first.")
+    labels = np.array([index[c] for _, c, _, _ in items], dtype=np.int64)
+    return ImageSet(np.stack(arrays), labels, class_names)
