@@ -53,7 +53,7 @@ def point(source: str, n: int | None, labels: str, data: pathlib.Path, seed: int
     t1 = time.perf_counter()
     sep = expressivity.separation(X)
     t2 = time.perf_counter()
-    net = expressivity.construct(X, y, 10, jax.random.key(seed), drop_conflicts=True)
+    net = expressivity.construct(X, y, 10, jax.random.key(seed), drop_conflicts=True, assumption=sep)
     t3 = time.perf_counter()
     err, acc = expressivity.fit_error(net.params, X, y)
     t4 = time.perf_counter()

@@ -246,8 +246,8 @@ def theorem_3_2_corrected(inst: dict) -> dict:
     depth = math.ceil(len(X) / net.points_per_block)
     err, acc = expressivity.fit_error(_padded(net.params, depth), X, labels)
     budget = parameter_formula(len(X), X.shape[1], r, net.width, net.points_per_block)
-    slack = min(float(relative_slack(FIT_TOL, err)), float(relative_slack(budget, net.parameter_count)))
-    if acc < 1.0:  # a wrong argmax is a failure whatever the error bound says
+    slack = float(relative_slack(FIT_TOL, err))
+    if acc < 1.0 or net.parameter_count > budget:  # a wrong argmax fails whatever the error says
         slack = -1.0
     return {"slack": slack, "error": err, "accuracy": acc, "parameters": float(net.parameter_count),
             "n_log_n": len(X) * math.log(len(X))}

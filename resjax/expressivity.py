@@ -328,6 +328,7 @@ class Construction:
     points_per_block: int
     min_gap: float  # least gap between the distinct projections t (the margin of every knot)
     distinct_points: int
+    assumption: Separation  # Assumption 3.1 on X: ρ and the pair attaining it (ρ = 0 with duplicates)
     conflicts: tuple[tuple[int, int], ...] = ()  # dropped identical pairs with different labels
 
 
@@ -340,6 +341,7 @@ def construct(
     points_per_block: int | None = None,
     require_unit_norm: bool = True,
     drop_conflicts: bool = False,
+    assumption: Separation | None = None,
 ) -> Construction:
     """Theorem 3.2, constructively: a residual ReLU network mapping each row of X to the
     one-hot vector of its label, exactly in float64.
@@ -368,6 +370,9 @@ def construct(
       True
     """
     X, labels = check_inputs(X, labels, num_classes, require_unit_norm=require_unit_norm)
+    if len(X) == 0:
+        raise ValueError("X has no rows: there is nothing to fit.")
+    assumption = assumption or (separation(X) if len(X) > 1 else Separation(math.inf, (0, 0)))
     rep = duplicate_groups(X)
     conflicts = label_conflicts(labels, rep)
     if conflicts and not drop_conflicts:
@@ -430,5 +435,6 @@ def construct(
         points_per_block=m,
         min_gap=min_gap,
         distinct_points=len(idx),
+        assumption=assumption,
         conflicts=tuple(conflicts),
     )

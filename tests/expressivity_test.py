@@ -122,11 +122,12 @@ def test_construction_on_real_cifar_images():
     ds = data.load_image_folder(CIFAR, split="test")
     X = E.normalize(ds.images[:3000].reshape(3000, -1))
     y = ds.labels[:3000]
-    sep = E.separation(X)
-    assert sep.rho > 0
     net = E.construct(X, y, 10, jax.random.key(0))
+    assert net.assumption.rho > 0  # Assumption 3.1 holds, reported with its pair
+    i, j = net.assumption.pair
+    assert np.sum((X[i] - X[j]) ** 2) == pytest.approx(net.assumption.rho)
     err, acc = E.fit_error(net.params, X, y)
     assert acc == 1.0 and err < 1e-9
     shuffled = np.random.default_rng(0).permutation(y)  # random labels fit as well
-    net = E.construct(X, shuffled, 10, jax.random.key(1))
+    net = E.construct(X, shuffled, 10, jax.random.key(1), assumption=net.assumption)
     assert E.fit_error(net.params, X, shuffled)[1] == 1.0
