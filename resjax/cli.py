@@ -4,6 +4,8 @@
   resjax check --profile thorough    hours of sampling and attack
   resjax check --json report.json    also writes the report as JSON
   resjax check --replay FILE         re-checks one witness file on its own
+  resjax train --config paper        Section 4's CIFAR recipe (resumes from the workdir's checkpoints)
+  resjax train --config tiny --set data=DIR steps=100
 """
 
 from __future__ import annotations
@@ -66,6 +68,31 @@ def _check(args) -> int:
     return code
 
 
+def _train(args) -> int:
+    from resjax.train import config as config_mod
+    from resjax.train import loop
+
+    try:
+        cfg = config_mod.load(args.config).override(args.set or [])
+        train_set, test_set = loop.load_splits(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"resjax train: {e}", file=sys.stderr)
+        return 2
+    workdir = pathlib.Path(args.workdir or f"runs/{args.config}")
+    trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet)
+    try:
+        summary = trainer.run()
+    except loop.NonFiniteLoss as e:
+        print(f"resjax train: stopped: {e}", file=sys.stderr)
+        return 3
+    print(
+        f"done: {summary['steps']} steps in {summary['seconds']:.0f} s ({summary['images_per_s']:.0f} images/s on "
+        f"{summary['devices']} {summary['backend']} device(s)); test accuracy {summary['test_accuracy']:.4f}. "
+        f"Metrics, curves.png and summary.json in {workdir}"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="resjax", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,8 +103,13 @@ def main(argv=None) -> int:
     check.add_argument("--replay", metavar="FILE", help="re-check one witness file")
     check.add_argument("--only", nargs="+", metavar="ID", help="check only these statement ids")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
+    train = sub.add_parser("train", help="train a Section 4 network (data-parallel over all devices)")
+    train.add_argument("--config", default="paper", help="paper, cpu, fast or tiny (resjax/train/configs)")
+    train.add_argument("--workdir", help="checkpoints, metrics and plots (default runs/CONFIG); resumes from it")
+    train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override configuration fields")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    return _check(args)
+    return _check(args) if args.command == "check" else _train(args)
 
 
 if __name__ == "__main__":

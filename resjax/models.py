@@ -1,0 +1,137 @@
+"""Section 4: all-convolutional residual networks (Table 1) as Flax modules.
+
+Block: x + C_2(ReLU(C_1 x)); only C_1 may have stride 2; when a block changes the
+shape, the shortcut is average-pooled (stride 2) and zero-padded in channels. No
+batch norm, dropout or max-pool by default. Initialisation (Section 4): a residual
+convolution with k x k kernels and c output channels draws N(0, σ²), σ = 1/(k²c);
+a standard convolution σ = 1/(k√c). The head is a fixed random projection
+N(0, 1/c_last), not a parameter: it is regenerated from ``head_seed`` on every call,
+so it is identical after a checkpoint restore and never trained.
+
+  >>> import jax, jax.numpy as jnp
+  >>> net = table1(num_classes=10)
+  >>> variables = net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  >>> logits = net.apply(variables, jnp.zeros((2, 32, 32, 3)))      # (2, 10)
+
+Variants for the paper's comparison (same builder): ``shortcut=False`` (plain
+network), ``init_scheme="standard"`` (1/(k√c) everywhere), ``head="trained"`` (a Dense
+layer), ``norm="batch"`` (pre-activation blocks BN-ReLU-conv-BN-ReLU-conv).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def paper_init(kernel: int, channels: int, residual: bool):
+    """N(0, σ²) with σ = 1/(k²c) (residual) or 1/(k√c) (standard), Section 4."""
+    std = 1.0 / (kernel**2 * channels) if residual else 1.0 / (kernel * math.sqrt(channels))
+    return nn.initializers.normal(stddev=std)
+
+
+class ResidualBlock(nn.Module):
+    """x + C_2(ReLU(C_1 x)), with the average-pool / zero-pad shortcut on a shape change."""
+
+    channels: int
+    stride: int = 1
+    shortcut: bool = True
+    init_scheme: str = "paper"
+    norm: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        residual = self.init_scheme == "paper"
+        conv = lambda stride, name: nn.Conv(
+            self.channels, (3, 3), strides=stride, padding="SAME", use_bias=False, dtype=self.dtype,
+            kernel_init=paper_init(3, self.channels, residual), name=name,
+        )
+        bn = lambda name: nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name=name)
+        h = x
+        if self.norm == "batch":
+            h = nn.relu(bn("bn1")(h))
+        h = conv(self.stride, "conv1")(h)
+        h = nn.relu(bn("bn2")(h) if self.norm == "batch" else h)
+        h = conv(1, "conv2")(h)
+        if not self.shortcut:
+            return h
+        s = x
+        if self.stride > 1:
+            s = nn.avg_pool(s, (self.stride, self.stride), strides=(self.stride, self.stride))
+        extra = self.channels - s.shape[-1]
+        if extra > 0:
+            s = jnp.pad(s, [(0, 0)] * (s.ndim - 1) + [(0, extra)])
+        return s + h
+
+
+class ResNet(nn.Module):
+    """Stem convolution, residual stages, global average pool, head.
+
+    Attributes:
+      num_classes: outputs.
+      stem: (kernel, channels, stride) of the standard convolution.
+      widths, blocks, strides: per stage, output channels, number of blocks, and the
+        stride of its first block.
+      shortcut, init_scheme, norm: the variants (see module docstring).
+      head: "fixed" (random projection, not trained) or "trained" (Dense).
+      head_seed: the fixed head's seed.
+      dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
+    """
+
+    num_classes: int = 10
+    stem: tuple[int, int, int] = (3, 16, 1)
+    widths: Sequence[int] = (64, 128, 256)
+    blocks: Sequence[int] = (9, 9, 9)
+    strides: Sequence[int] = (1, 2, 2)
+    shortcut: bool = True
+    init_scheme: str = "paper"
+    norm: str | None = None
+    head: str = "fixed"
+    head_seed: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        k, c, stride = self.stem
+        std_init = paper_init(k, c, residual=False)
+        x = nn.Conv(c, (k, k), strides=stride, padding="SAME", use_bias=False, dtype=self.dtype,
+                    kernel_init=std_init, name="stem")(x.astype(self.dtype))
+        for stage, (width, count, first_stride) in enumerate(zip(self.widths, self.blocks, self.strides)):
+            for i in range(count):
+                x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
+                                  self.dtype, name=f"stage{stage}_block{i}")(x, train)
+        if self.norm == "batch":
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
+        x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+        if self.head == "trained":
+            return nn.Dense(self.num_classes, dtype=jnp.float32, name="head")(x)
+        projection = jax.random.normal(jax.random.key(self.head_seed), (x.shape[-1], self.num_classes))
+        return x @ (projection / math.sqrt(x.shape[-1]))
+
+
+def table1(num_classes: int = 10, **overrides) -> ResNet:
+    """The CIFAR network of Table 1: 55 convolutions, widths 16 | 64, 128, 256, 9 blocks each."""
+    return ResNet(num_classes=num_classes, **overrides)
+
+
+def imagenet34(num_classes: int = 1000, **overrides) -> ResNet:
+    """The all-convolutional variant of the 34-layer ResNet (Section 4): a 7x7 stride-2
+    stem with 64 channels, no max-pool (a stride-2 first stage takes its place),
+    stages of 3, 4, 6, 3 blocks with 64, 128, 256, 512 channels."""
+    config = dict(stem=(7, 64, 2), widths=(64, 128, 256, 512), blocks=(3, 4, 6, 3), strides=(2, 2, 2, 2))
+    return ResNet(num_classes=num_classes, **{**config, **overrides})
+
+
+def table1_parameter_count(num_classes: int = 10, widths=(64, 128, 256), blocks=(9, 9, 9), stem=16) -> int:
+    """Trainable parameters of Table 1, derived from the table (3x3 kernels, no biases,
+    fixed head): 3·3·3·16 + Σ_stages [3·3·c_in·c + 3·3·c·c + (blocks − 1)·2·3·3·c·c]."""
+    total, c_in = 9 * 3 * stem, stem
+    for c, count in zip(widths, blocks):
+        total += 9 * c_in * c + 9 * c * c + (count - 1) * 2 * 9 * c * c
+        c_in = c
+    return total

@@ -1,0 +1,85 @@
+"""resjax.models: Table 1, its variants and the ImageNet network."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from resjax import models
+
+TINY = dict(stem=(3, 4, 1), widths=(8, 16), blocks=(2, 2), strides=(1, 2))
+VARIANTS = {
+    "paper": {},
+    "no_shortcut": {"shortcut": False},
+    "standard_init": {"init_scheme": "standard"},
+    "trained_head": {"head": "trained"},
+    "batch_norm": {"norm": "batch"},
+}
+
+
+def count(params):
+    return sum(x.size for x in jax.tree.leaves(params))
+
+
+def test_table1_trainable_parameters_match_the_table():
+    net = models.table1(10)
+    shapes = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    convs = [x for x in jax.tree.leaves(shapes["params"]) if x.ndim == 4]
+    assert len(convs) == 55  # "55 convolutions"
+    assert count(shapes["params"]) == models.table1_parameter_count() == 13_538_736
+    assert abs(13_538_736 - 13.59e6) / 13.59e6 < 0.005  # the text's 13.59M, within 0.4%
+
+
+def test_paper_initialisation_scales():
+    params = models.table1(10, **TINY).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
+    assert np.std(params["stage1_block1"]["conv2"]["kernel"]) == pytest.approx(1 / (9 * 16), rel=0.1)
+    assert np.std(params["stem"]["kernel"]) == pytest.approx(1 / (3 * math.sqrt(4)), rel=0.3)
+
+
+def test_shortcut_pools_and_zero_pads():
+    block = models.ResidualBlock(8, stride=2)
+    x = jax.random.normal(jax.random.key(0), (1, 4, 4, 3))
+    variables = block.init(jax.random.key(1), x)
+    zero = jax.tree.map(jnp.zeros_like, variables)
+    out = block.apply(zero, x)  # residual branch zero: only the shortcut remains
+    pooled = x.reshape(1, 2, 2, 2, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(out[..., :3], pooled, rtol=1e-6)
+    np.testing.assert_allclose(out[..., 3:], 0.0)
+
+
+def test_fixed_head_is_not_a_parameter_and_is_reproducible():
+    net = models.table1(10, **TINY)
+    x = jnp.ones((2, 8, 8, 3))
+    v1 = net.init(jax.random.key(0), x)
+    assert "head" not in v1["params"]
+    fresh = models.table1(10, **TINY)  # a restored run builds the module again
+    np.testing.assert_array_equal(net.apply(v1, x), fresh.apply(v1, x))
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_runs_under_jit_and_per_example_vmap_grad(name):
+    net = models.table1(10, **TINY, **VARIANTS[name])
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
+    y = jnp.arange(4) % 10
+    variables = net.init(jax.random.key(1), x[:1])
+    logits = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
+    assert logits.shape == (4, 10) and bool(jnp.all(jnp.isfinite(logits)))
+
+    def loss(params, xi, yi):
+        out = net.apply({**variables, "params": params}, xi[None])
+        return -jax.nn.log_softmax(out)[0, yi]
+
+    grads = jax.jit(jax.vmap(jax.grad(loss), (None, 0, 0)))(variables["params"], x, y)
+    leaf = jax.tree.leaves(grads)[0]
+    assert leaf.shape[0] == 4 and bool(jnp.all(jnp.isfinite(leaf)))
+
+
+def test_imagenet34_shapes():
+    net = models.imagenet34(1000)
+    shapes = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+    convs = [x for x in jax.tree.leaves(shapes["params"]) if x.ndim == 4]
+    assert len(convs) == 33  # stem + 16 blocks x 2: 34 layers with the head
+    out = jax.eval_shape(lambda v: net.apply(v, jnp.zeros((2, 64, 64, 3))), shapes)
+    assert out.shape == (2, 1000)

@@ -1,0 +1,102 @@
+"""resjax train: a tiny network on a tiny image folder, sharded, resumed after SIGKILL, stopped on NaN."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resjax.train import loop
+
+BASE = ["--config", "tiny", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images") / "ds"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 32), ("test", 8)):
+        for c, level in (("dark", 40), ("light", 200)):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray((level + rng.integers(0, 40, (8, 8, 3))).astype(np.uint8)).save(d / f"{i:04d}.png")
+    return root
+
+
+def train(workdir, folder, *extra, devices=1, wait=True):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "resjax.cli", "train", *BASE, "--workdir", str(workdir), "--set", f"data={folder}", *extra]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def params(workdir):
+    return loop.load_checkpoint(workdir)["params"]
+
+
+def assert_trees_close(a, b, **tol):
+    import jax
+
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, **tol)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, folder):
+    workdir = tmp_path_factory.mktemp("reference")
+    out = train(workdir, folder)
+    assert out.returncode == 0, out.stderr
+    return workdir
+
+
+def test_tiny_run_learns_and_writes_its_record(reference):
+    summary = json.loads((reference / "summary.json").read_text())
+    assert summary["steps"] == 20 and summary["test_accuracy"] == 1.0  # two separable classes
+    rows = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss", "lr", "images_per_s"} <= rows[0].keys()
+    assert any("test_accuracy" in r for r in rows)
+    assert (reference / "curves.png").stat().st_size > 1000
+    assert sorted(int(p.name) for p in (reference / "checkpoints").iterdir() if p.name.isdigit())[-1] == 20
+
+
+def test_sharded_over_four_devices_equals_one_device(tmp_path, folder, reference):
+    out = train(tmp_path, folder, devices=4)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 4
+    assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)
+
+
+def test_sigkill_then_resume_ends_with_the_same_parameters(tmp_path, folder, reference):
+    proc = train(tmp_path, folder, "checkpoint_every=2", wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (tmp_path / "checkpoints" / "6").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (tmp_path / "checkpoints" / "6").exists(), proc.stderr.read()
+    out = train(tmp_path, folder, "checkpoint_every=2")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["resumed_from"] >= 6
+    assert_trees_close(params(tmp_path), params(reference), rtol=0, atol=0)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, folder):
+    out = train(tmp_path, folder, "learning_rate=1e30", "checkpoint_every=1", "log_every=1")
+    assert out.returncode == 3
+    assert "non-finite" in out.stderr and "last good checkpoint" in out.stderr
+    state = loop.load_checkpoint(tmp_path)
+    import jax
+
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state["params"]))
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    out = train(tmp_path, tmp_path / "nowhere")
+    assert out.returncode == 2 and "expected a directory or .tar.gz" in out.stderr

@@ -1,0 +1,66 @@
+"""Training configuration: one frozen dataclass; files in ``configs/`` hold named instances.
+
+Any field can be overridden from the command line: ``--set steps=1000 batch_size=256``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # model (resjax.models.ResNet fields; empty means Table 1)
+    model: dict = dataclasses.field(default_factory=dict)
+    num_classes: int = 10
+    # data: an image folder (directory or .tar.gz per split, or a directory holding
+    # train.tar.gz and test.tar.gz)
+    data: str = "../shared/data/cifar10-jpeg"
+    train_split: str = "train"
+    test_split: str = "test"
+    augment: bool = True  # random crops from 4-pixel padding and horizontal flips, on device
+    # optimisation (Section 4's recipe by default)
+    steps: int = 60_000
+    batch_size: int = 128
+    learning_rate: float = 0.05
+    lr_boundaries: tuple[int, ...] = (30_000, 50_000)
+    lr_decay: float = 0.1
+    warmup_steps: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4  # on convolution kernels only
+    grad_clip: float | None = None
+    compute_dtype: str = "auto"  # "auto": bfloat16 on GPU/TPU, float32 on CPU
+    # bookkeeping
+    seed: int = 0
+    log_every: int = 100
+    eval_every: int = 5_000
+    checkpoint_every: int = 1_000
+    keep_checkpoints: int = 3
+
+    def override(self, assignments: list[str]) -> "TrainConfig":
+        """Applies ``key=value`` strings; values are JSON (numbers, lists, objects) or plain strings."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes = {}
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            if not sep or key not in fields:
+                raise ValueError(f"cannot apply {item!r}: expected key=value with key one of {', '.join(fields)}.")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            if isinstance(value, list):
+                value = tuple(value)
+            changes[key] = value
+        return dataclasses.replace(self, **changes)
+
+
+def load(name: str) -> TrainConfig:
+    """The CONFIG of ``resjax.train.configs.<name>``."""
+    try:
+        module = importlib.import_module(f"resjax.train.configs.{name}")
+    except ModuleNotFoundError:
+        raise ValueError(f"no configuration {name!r}; available: paper, cpu, fast, tiny.") from None
+    return module.CONFIG

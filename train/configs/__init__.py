@@ -1,0 +1,1 @@
+"""Named training configurations: each module defines CONFIG and states its command and expected result."""

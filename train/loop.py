@@ -1,0 +1,242 @@
+"""The training loop: mesh, sharding, checkpoints, metrics, evaluation, progress.
+
+One jitted step, data-parallel over a ``jax.make_mesh`` of every device: the state
+is replicated, each batch is split along the mesh's ``data`` axis. The batch order is
+a function of (seed, step) and augmentation keys are folded from the step, so a run
+resumed from a checkpoint continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from resjax import models
+
+from . import data as data_mod
+from . import step as step_mod
+from .config import TrainConfig
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def compute_dtype(config: TrainConfig):
+    if config.compute_dtype == "auto":
+        return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    return jnp.dtype(config.compute_dtype)
+
+
+def load_splits(config: TrainConfig):
+    """(train ImageSet, test ImageSet) from an image folder or a folder of split tarballs."""
+    root = pathlib.Path(config.data)
+
+    def one(split):
+        tarball = root / f"{split}.tar.gz"
+        return data_mod.load_image_folder(tarball if tarball.exists() else root, split=split)
+
+    train, test = one(config.train_split), one(config.test_split)
+    if train.class_names != test.class_names:
+        raise ValueError(f"train and test classes differ under {root}: {train.class_names} vs {test.class_names}")
+    return train, test
+
+
+def batch_indices(seed: int, step: int, batch: int, n: int) -> np.ndarray:
+    """Indices of the batch at ``step``: epochs are independent permutations of range(n)."""
+    pos = np.arange(step * batch, (step + 1) * batch)
+    out = np.empty(batch, dtype=np.int32)
+    for epoch in np.unique(pos // n):
+        sel = pos // n == epoch
+        out[sel] = np.random.default_rng([seed, int(epoch)]).permutation(n)[pos[sel] % n]
+    return out
+
+
+def make_mesh():
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+@dataclasses.dataclass
+class Trainer:
+    """Everything a run needs, built once; ``run()`` trains and returns the summary."""
+
+    config: TrainConfig
+    workdir: pathlib.Path
+    train_set: data_mod.ImageSet
+    test_set: data_mod.ImageSet
+    progress: bool = True
+
+    def __post_init__(self):
+        cfg = self.config
+        if cfg.batch_size % jax.device_count():
+            raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over {jax.device_count()} devices.")
+        self.workdir = pathlib.Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.dtype = compute_dtype(cfg)
+        self.model = models.ResNet(num_classes=cfg.num_classes, dtype=self.dtype, **cfg.model)
+        self.mesh = make_mesh()
+        self.replicated = NamedSharding(self.mesh, P())
+        self.sharded = NamedSharding(self.mesh, P("data"))
+        images = self.train_set.images
+        mean = images.reshape(-1, images.shape[-1]).mean(0) / 255.0
+        std = images.reshape(-1, images.shape[-1]).std(0) / 255.0
+        self.tx, train_step, eval_step = step_mod.make_steps(self.model, cfg, jnp.asarray(mean), jnp.asarray(std), self.dtype)
+        self.images = jax.device_put(images, self.replicated)
+        self.labels = jax.device_put(self.train_set.labels.astype(np.int32), self.replicated)
+        self.train_step = jax.jit(
+            train_step,
+            in_shardings=(self.replicated, self.replicated, self.replicated, self.sharded, self.replicated),
+            out_shardings=(self.replicated, self.replicated),
+            donate_argnums=(0,),
+        )
+        self.eval_step = jax.jit(eval_step, out_shardings=self.replicated)
+        self.key = jax.random.key(cfg.seed)
+        self.checkpoints = ocp.CheckpointManager(
+            (self.workdir / "checkpoints").absolute(),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=cfg.keep_checkpoints, enable_async_checkpointing=False, create=True
+            ),
+        )
+
+    def init_state(self):
+        shape = self.train_set.images.shape[1:]
+        variables = self.model.init(jax.random.key(self.config.seed), jnp.zeros((1, *shape), self.dtype))
+        params = variables["params"]
+        state = {
+            "step": jnp.zeros((), jnp.int32),
+            "params": params,
+            "opt_state": self.tx.init(params),
+            "batch_stats": variables.get("batch_stats", {}),
+        }
+        return jax.device_put(state, self.replicated)
+
+    def restore_or_init(self):
+        state = self.init_state()
+        latest = self.checkpoints.latest_step()
+        if latest is None:
+            return state
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        return self.checkpoints.restore(latest, args=ocp.args.StandardRestore(abstract))
+
+    def evaluate(self, state, batch: int = 1000) -> dict:
+        images, labels = self.test_set.images, self.test_set.labels.astype(np.int32)
+        correct = loss = 0.0
+        for start in range(0, len(labels), batch):
+            x, y = images[start : start + batch], labels[start : start + batch]
+            mask = np.ones(batch, bool)
+            if len(y) < batch:  # pad to one shape: one compile
+                mask[len(y):] = False
+                x = np.concatenate([x, np.zeros((batch - len(y), *x.shape[1:]), x.dtype)])
+                y = np.concatenate([y, np.zeros(batch - len(y), y.dtype)])
+            c, l = self.eval_step(state["params"], state["batch_stats"], x, y, mask)
+            correct, loss = correct + float(c), loss + float(l)
+        return {"test_accuracy": correct / len(labels), "test_loss": loss / len(labels)}
+
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        cfg = self.config
+        state = self.restore_or_init()
+        start_step = int(state["step"])
+        log = (self.workdir / "metrics.jsonl").open("a")
+        n = len(self.train_set.labels)
+        t0 = time.perf_counter()
+        last_t, last_step, history = t0, start_step, []
+        bar = tqdm(total=cfg.steps, initial=start_step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        try:
+            for s in range(start_step, cfg.steps):
+                idx = jax.device_put(batch_indices(cfg.seed, s, cfg.batch_size, n), self.sharded)
+                state, metrics = self.train_step(state, self.images, self.labels, idx, self.key)
+                done = s + 1
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    m = {k: float(v) for k, v in metrics.items()}
+                    if not math.isfinite(m["loss"]):
+                        raise NonFiniteLoss(
+                            f"non-finite loss {m['loss']} at step {done}; the last good checkpoint is "
+                            f"step {self.checkpoints.latest_step()} in {self.workdir / 'checkpoints'}."
+                        )
+                    now = time.perf_counter()
+                    m.update(step=done, images_per_s=(done - last_step) * cfg.batch_size / (now - last_t), time=now - t0)
+                    last_t, last_step = now, done
+                    log.write(json.dumps(m) + "\n")
+                    log.flush()
+                    history.append(m)
+                    bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.3g}", img_s=f"{m['images_per_s']:.0f}")
+                if done % cfg.eval_every == 0 or done == cfg.steps:
+                    e = {"step": done, **self.evaluate(state)}
+                    log.write(json.dumps(e) + "\n")
+                    log.flush()
+                    history.append(e)
+                    bar.write(f"step {done}: test accuracy {e['test_accuracy']:.4f}")
+                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                    if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
+                        raise NonFiniteLoss(f"non-finite parameters at step {done}; not checkpointed.")
+                    self.checkpoints.save(done, args=ocp.args.StandardSave(state))
+                bar.update()
+        finally:
+            bar.close()
+            log.close()
+            self.checkpoints.wait_until_finished()
+        elapsed = time.perf_counter() - t0
+        summary = {
+            "config": dataclasses.asdict(cfg),
+            "steps": cfg.steps,
+            "resumed_from": start_step,
+            "seconds": elapsed,
+            "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
+            "devices": jax.device_count(),
+            "backend": jax.default_backend(),
+            **self.evaluate(state),
+        }
+        (self.workdir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        plot_curves(self.workdir / "metrics.jsonl", self.workdir / "curves.png")
+        self.final_state = state
+        return summary
+
+
+def load_checkpoint(workdir, step: int | None = None) -> dict:
+    """The saved state of a run (latest step by default), as host arrays, whatever the
+    device topology that saved it."""
+    path = (pathlib.Path(workdir) / "checkpoints").absolute()
+    with ocp.CheckpointManager(path) as manager:
+        step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint under {path}")
+    item = path / str(step) / "default"
+    checkpointer = ocp.StandardCheckpointer()
+    meta = checkpointer.metadata(item)
+    tree = getattr(getattr(meta, "item_metadata", meta), "tree", getattr(meta, "item_metadata", meta))
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+    return jax.tree.map(np.asarray, checkpointer.restore(item, target))
+
+
+def plot_curves(metrics: pathlib.Path, out: pathlib.Path) -> None:
+    """Training loss, train batch accuracy and test accuracy against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    test = [r for r in rows if "test_accuracy" in r]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot([r["step"] for r in train], [r["loss"] for r in train])
+    a.set(xlabel="step", ylabel="training loss", yscale="log")
+    b.plot([r["step"] for r in train], [r["accuracy"] for r in train], label="train batch")
+    b.plot([r["step"] for r in test], [r["test_accuracy"] for r in test], marker="o", label="test")
+    b.set(xlabel="step", ylabel="accuracy")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,113 @@
+"""The pure training and evaluation steps (jitted and sharded by the loop).
+
+The whole training set lives on the device as uint8; a step receives the indices of
+its batch, gathers, augments (random crops from 4-pixel padding, horizontal flips)
+and normalises on the device, so input never waits on the host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .config import TrainConfig
+
+State = dict[str, Any]  # {"step", "params", "opt_state", "batch_stats"}
+
+
+def schedule(config: TrainConfig) -> optax.Schedule:
+    """Piecewise constant learning rate (Section 4), after an optional linear warm-up."""
+    steps = optax.piecewise_constant_schedule(
+        config.learning_rate, {b: config.lr_decay for b in config.lr_boundaries}
+    )
+    if not config.warmup_steps:
+        return steps
+    warm = optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
+    return optax.join_schedules([warm, lambda s: steps(s + config.warmup_steps)], [config.warmup_steps])
+
+
+def optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """SGD with momentum; weight decay on convolution kernels (4-D leaves) only."""
+    conv_only = lambda params: jax.tree.map(lambda p: p.ndim == 4, params)
+    parts = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
+    parts += [
+        optax.add_decayed_weights(config.weight_decay, mask=conv_only),
+        optax.sgd(schedule(config), momentum=config.momentum),
+    ]
+    return optax.chain(*parts)
+
+
+def augment(key: jax.Array, images: jax.Array) -> jax.Array:
+    """Random 32x32 crops of the 4-pixel zero-padded images and random horizontal flips.
+
+    images: (B, H, W, C) uint8 -> same shape and dtype.
+    """
+    b, h, w, c = images.shape
+    padded = jnp.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    k_crop, k_flip = jax.random.split(key)
+    offsets = jax.random.randint(k_crop, (b, 2), 0, 9)
+    crop = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c)))(padded, offsets)
+    flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
+    return jnp.where(flip, crop[:, :, ::-1], crop)
+
+
+def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.Array:
+    return ((images.astype(jnp.float32) / 255.0 - mean) / std).astype(dtype)
+
+
+def make_steps(model, config: TrainConfig, mean, std, dtype):
+    """Returns (train_step, eval_step), pure functions to be jitted.
+
+    train_step(state, images, labels, idx, key) -> (state, metrics), where images and
+    labels are the whole training set on the device and idx the batch's indices.
+    eval_step(params, batch_stats, images, labels, mask) -> (correct, loss sum).
+    """
+    tx = optimizer(config)
+    lr = schedule(config)
+    has_bn = model.norm == "batch"
+
+    def variables(params, batch_stats):
+        return {"params": params, **({"batch_stats": batch_stats} if has_bn else {})}
+
+    def loss_fn(params, batch_stats, x, labels):
+        mutable = ["batch_stats"] if has_bn else False
+        out = model.apply(variables(params, batch_stats), x, train=True, mutable=mutable)
+        logits, updates = out if has_bn else (out, {})
+        onehot = jax.nn.one_hot(labels, config.num_classes)  # one-hot: no sharding type errors
+        loss = optax.softmax_cross_entropy(logits.astype(jnp.float32), onehot).mean()
+        return loss, (logits, updates.get("batch_stats", batch_stats))
+
+    def train_step(state: State, images, labels, idx, key):
+        x, y = images[idx], labels[idx]
+        if config.augment:
+            x = augment(jax.random.fold_in(key, state["step"]), x)
+        x = normalise(x, mean, std, dtype)
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state["params"], state["batch_stats"], x, y
+        )
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        new = {
+            "step": state["step"] + 1,
+            "params": optax.apply_updates(state["params"], updates),
+            "opt_state": opt_state,
+            "batch_stats": batch_stats,
+        }
+        metrics = {
+            "loss": loss,
+            "accuracy": jnp.mean(jnp.argmax(logits, -1) == y),
+            "lr": lr(state["step"]),
+            "grad_norm": optax.global_norm(grads),
+        }
+        return new, metrics
+
+    def eval_step(params, batch_stats, images, labels, mask):
+        logits = model.apply(variables(params, batch_stats), normalise(images, mean, std, dtype), train=False)
+        logits = logits.astype(jnp.float32)
+        losses = optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, config.num_classes))
+        correct = (jnp.argmax(logits, -1) == labels) & mask
+        return jnp.sum(correct), jnp.sum(jnp.where(mask, losses, 0.0))
+
+    return tx, train_step, eval_step
