@@ -69,6 +69,10 @@ def _check(args) -> int:
 
 
 def _train(args) -> int:
+    import jax
+
+    if args.num_processes > 1:  # before anything touches a device
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from resjax.train import config as config_mod
     from resjax.train import loop
 
@@ -108,6 +112,9 @@ def main(argv=None) -> int:
     train.add_argument("--workdir", help="checkpoints, metrics and plots (default runs/CONFIG); resumes from it")
     train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override configuration fields")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--coordinator", default="localhost:12355", help="jax.distributed coordinator HOST:PORT")
+    train.add_argument("--num-processes", type=int, default=1, help="processes (hosts) in the run")
+    train.add_argument("--process-id", type=int, default=0, help="this process's index")
     args = parser.parse_args(argv)
     return _check(args) if args.command == "check" else _train(args)
 

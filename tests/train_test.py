@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,9 +30,10 @@ def folder(tmp_path_factory):
     return root
 
 
-def train(workdir, folder, *extra, devices=1, wait=True):
+def train(workdir, folder, *extra, devices=1, wait=True, flags=()):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
-    cmd = [sys.executable, "-m", "resjax.cli", "train", *BASE, "--workdir", str(workdir), "--set", f"data={folder}", *extra]
+    cmd = [sys.executable, "-m", "resjax.cli", "train", *BASE, *flags, "--workdir", str(workdir),
+           "--set", f"data={folder}", *extra]
     if not wait:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -100,3 +102,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, fold
 def test_missing_data_is_a_clear_error(tmp_path):
     out = train(tmp_path, tmp_path / "nowhere")
     assert out.returncode == 2 and "expected a directory or .tar.gz" in out.stderr
+
+
+def test_two_processes_with_two_devices_each_equal_one_process(tmp_path, folder, reference):
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [
+        train(tmp_path, folder, devices=2, wait=False,
+              flags=("--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)))
+        for i in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stderr.read()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["devices"] == 4 and summary["processes"] == 2
+    assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)

@@ -1,7 +1,11 @@
 """The training loop: mesh, sharding, checkpoints, metrics, evaluation, progress.
 
-One jitted step, data-parallel over a ``jax.make_mesh`` of every device: the state
-is replicated, each batch is split along the mesh's ``data`` axis. The batch order is
+One jitted step, data-parallel over a ``jax.make_mesh`` of every device of every
+process: the state is replicated, each batch is split along the mesh's ``data`` axis.
+Several hosts: start one process per host with ``jax.distributed`` (``resjax train
+--coordinator HOST:PORT --num-processes N --process-id I``); every process reads the
+data and runs the same loop, orbax writes the checkpoints together, and process 0
+alone writes metrics, plots and the progress bar. The batch order is
 a function of (seed, step) and augmentation keys are folded from the step, so a run
 resumed from a checkpoint continues exactly as an uninterrupted one would.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import time
 
@@ -147,11 +152,13 @@ class Trainer:
         cfg = self.config
         state = self.restore_or_init()
         start_step = int(state["step"])
-        log = (self.workdir / "metrics.jsonl").open("a")
+        lead = jax.process_index() == 0
+        log = (self.workdir / "metrics.jsonl").open("a") if lead else open(os.devnull, "w")
         n = len(self.train_set.labels)
         t0 = time.perf_counter()
         last_t, last_step, history = t0, start_step, []
-        bar = tqdm(total=cfg.steps, initial=start_step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
+                   dynamic_ncols=True)
         try:
             for s in range(start_step, cfg.steps):
                 idx = jax.device_put(batch_indices(cfg.seed, s, cfg.batch_size, n), self.sharded)
@@ -194,11 +201,13 @@ class Trainer:
             "seconds": elapsed,
             "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
             "devices": jax.device_count(),
+            "processes": jax.process_count(),
             "backend": jax.default_backend(),
             **self.evaluate(state),
         }
-        (self.workdir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-        plot_curves(self.workdir / "metrics.jsonl", self.workdir / "curves.png")
+        if lead:
+            (self.workdir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+            plot_curves(self.workdir / "metrics.jsonl", self.workdir / "curves.png")
         self.final_state = state
         return summary
 
