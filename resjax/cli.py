@@ -5,7 +5,7 @@
   resjax check --json report.json    also writes the report as JSON
   resjax check --replay FILE         re-checks one witness file on its own
   resjax train --config paper        Section 4's CIFAR recipe (resumes from the workdir's checkpoints)
-  resjax train --config tiny --set data=DIR steps=100
+  resjax train --config digits        the embedded default: 8x8 digits, about 40 s on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     check.add_argument("--only", nargs="+", metavar="ID", help="check only these statement ids")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     train = sub.add_parser("train", help="train a Section 4 network (data-parallel over all devices)")
-    train.add_argument("--config", default="paper", help="paper, cpu, fast or tiny (resjax/train/configs)")
+    train.add_argument("--config", default="paper", help="paper, digits or tiny (train/configs)")
     train.add_argument("--workdir", help="checkpoints, metrics and plots (default runs/CONFIG); resumes from it")
     train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override configuration fields")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

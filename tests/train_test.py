@@ -118,3 +118,11 @@ def test_two_processes_with_two_devices_each_equal_one_process(tmp_path, folder,
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["devices"] == 4 and summary["processes"] == 2
     assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)
+
+
+def test_embedded_digits_default_trains_without_any_download(tmp_path):
+    cmd = [sys.executable, "-m", "resjax.cli", "train", "--config", "digits", "--quiet", "--workdir", str(tmp_path),
+           "--set", "steps=250", "eval_every=250", "lr_boundaries=[200]"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["test_accuracy"] > 0.9

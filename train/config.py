@@ -16,7 +16,7 @@ class TrainConfig:
     model: dict = dataclasses.field(default_factory=dict)
     num_classes: int = 10
     # data: an image folder (directory or .tar.gz per split, or a directory holding
-    # train.tar.gz and test.tar.gz)
+    # train.tar.gz and test.tar.gz), or "digits" (the embedded default)
     data: str = "../shared/data/cifar10-jpeg"
     train_split: str = "train"
     test_split: str = "test"
@@ -62,5 +62,5 @@ def load(name: str) -> TrainConfig:
     try:
         module = importlib.import_module(f"resjax.train.configs.{name}")
     except ModuleNotFoundError:
-        raise ValueError(f"no configuration {name!r}; available: paper, cpu, fast, tiny.") from None
+        raise ValueError(f"no configuration {name!r}; available: paper, digits, tiny.") from None
     return module.CONFIG

@@ -43,7 +43,10 @@ def compute_dtype(config: TrainConfig):
 
 
 def load_splits(config: TrainConfig):
-    """(train ImageSet, test ImageSet) from an image folder or a folder of split tarballs."""
+    """(train ImageSet, test ImageSet) from an image folder, a folder of split tarballs,
+    or "digits" (the embedded default, resjax.train.data.digits)."""
+    if config.data == "digits":
+        return data_mod.digits(config.train_split), data_mod.digits(config.test_split)
     root = pathlib.Path(config.data)
 
     def one(split):
