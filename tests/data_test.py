@@ -41,3 +41,27 @@ def test_missing_empty_and_corrupt_data_say_what_is_expected(tmp_path):
     (root / "train" / "cat" / "9999.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="cannot decode image .*9999.jpg"):
         data.load_image_folder(root, split="train")
+
+
+def test_tensorflow_datasets_read_without_tensorflow(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import importlib.util
+
+    assert importlib.util.find_spec("tensorflow") is None  # the reading path needs no TensorFlow
+    with tfds.testing.mock_data(num_examples=12):
+        train = data.load_tfds("cifar10", "train")
+        assert train.images.shape == (12, 32, 32, 3) and train.images.dtype == np.uint8
+        assert train.labels.min() >= 0 and train.labels.max() < 10
+
+        from resjax.train import config, loop
+
+        cfg = config.load("tiny").override(["data=tfds:cifar10", "steps=2", "eval_every=2", "checkpoint_every=2"])
+        train_set, test_set = loop.load_splits(cfg)
+        summary = loop.Trainer(cfg, tmp_path, train_set, test_set, progress=False).run()
+        assert summary["steps"] == 2 and 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_unprepared_tensorflow_dataset_says_how_to_prepare(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(FileNotFoundError, match="docs/data.md"):
+        data.load_tfds("cifar10", "train", data_dir=str(tmp_path))

@@ -1,4 +1,8 @@
-"""Image-folder data sets: ``split/class/image`` trees, as a directory or a ``.tar.gz``.
+"""Data sets as in-memory arrays: image folders, tensorflow-datasets, and an embedded default.
+
+Image folders: ``split/class/image`` trees, as a directory or a ``.tar.gz``.
+tensorflow-datasets: ``load_tfds("cifar10", "train")`` reads a *prepared* data set with
+``tfds.data_source``, which needs no TensorFlow (docs/data.md says how to prepare one).
 
 ``load_image_folder("cifar10-jpeg/train.tar.gz")`` reads the CIFAR-10 JPEGs shipped
 as ``cifar10/train/<class>/NNNN.jpg`` into memory: uint8 images (N, H, W, C), int
@@ -42,6 +46,41 @@ def digits(split: str) -> ImageSet:
     if split not in part:
         raise ValueError(f"the digits data set has splits 'train' and 'test', not {split!r}.")
     return ImageSet(images[part[split]], bunch.target[part[split]].astype(np.int64), tuple(map(str, range(10))))
+
+
+def load_tfds(name: str, split: str, data_dir: str | None = None) -> ImageSet:
+    """Reads a prepared tensorflow-datasets image data set (cifar10, cifar100, imagenet2012, ...)
+    through ``tfds.data_source``: array_record files, read as NumPy, no TensorFlow.
+
+    Raises:
+      ImportError: tensorflow-datasets is not installed (``pip install 'resjax[data]'``).
+      FileNotFoundError: the data set is not prepared under data_dir (or $TFDS_DATA_DIR).
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise ImportError(
+            "reading tensorflow-datasets needs the package: pip install 'resjax[data]' (no TensorFlow needed)."
+        ) from None
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as e:  # tfds raises several types for a missing or unprepared data set
+        raise FileNotFoundError(
+            f"tensorflow-datasets has no prepared {name!r} (split {split!r}) under "
+            f"{data_dir or os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets')}: prepare it once in the "
+            f"array_record format, see docs/data.md ({type(e).__name__}: {e})"
+        ) from None
+    rows = [source[i] for i in range(len(source))]
+    if not rows:
+        raise ValueError(f"tensorflow-datasets {name!r} split {split!r} is empty.")
+    images = np.stack([np.asarray(r["image"], dtype=np.uint8) for r in rows])
+    labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
+    info = getattr(source, "dataset_info", None)
+    try:
+        names = tuple(info.features["label"].names)
+    except (AttributeError, KeyError, TypeError):
+        names = ()
+    return ImageSet(images, labels, names or tuple(str(i) for i in range(int(labels.max()) + 1)))
 
 
 def _members(path: pathlib.Path, split: str | None):

@@ -44,9 +44,13 @@ def compute_dtype(config: TrainConfig):
 
 def load_splits(config: TrainConfig):
     """(train ImageSet, test ImageSet) from an image folder, a folder of split tarballs,
-    or "digits" (the embedded default, resjax.train.data.digits)."""
+    "tfds:NAME" (a prepared tensorflow-datasets set; $TFDS_DATA_DIR locates it), or
+    "digits" (the embedded default, resjax.train.data.digits)."""
     if config.data == "digits":
         return data_mod.digits(config.train_split), data_mod.digits(config.test_split)
+    if config.data.startswith("tfds:"):
+        name = config.data.removeprefix("tfds:")
+        return data_mod.load_tfds(name, config.train_split), data_mod.load_tfds(name, config.test_split)
     root = pathlib.Path(config.data)
 
     def one(split):

@@ -99,7 +99,7 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
             "loss": loss,
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == y),
             "lr": lr(state["step"]),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
         }
         return new, metrics
 
