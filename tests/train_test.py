@@ -65,6 +65,7 @@ def test_tiny_run_learns_and_writes_its_record(reference):
     assert {"loss", "lr", "images_per_s"} <= rows[0].keys()
     assert any("test_accuracy" in r for r in rows)
     assert (reference / "curves.png").stat().st_size > 1000
+    assert any((reference / "tensorboard").glob("events.out.tfevents.*"))
     assert sorted(int(p.name) for p in (reference / "checkpoints").iterdir() if p.name.isdigit())[-1] == 20
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import time
 
@@ -160,10 +159,10 @@ class Trainer:
         state = self.restore_or_init()
         start_step = int(state["step"])
         lead = jax.process_index() == 0
-        log = (self.workdir / "metrics.jsonl").open("a") if lead else open(os.devnull, "w")
+        log = MetricsLog(self.workdir if lead else None)
         n = len(self.train_set.labels)
         t0 = time.perf_counter()
-        last_t, last_step, history = t0, start_step, []
+        last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
                    dynamic_ncols=True)
         try:
@@ -181,15 +180,11 @@ class Trainer:
                     now = time.perf_counter()
                     m.update(step=done, images_per_s=(done - last_step) * cfg.batch_size / (now - last_t), time=now - t0)
                     last_t, last_step = now, done
-                    log.write(json.dumps(m) + "\n")
-                    log.flush()
-                    history.append(m)
+                    log.write(m)
                     bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.3g}", img_s=f"{m['images_per_s']:.0f}")
                 if done % cfg.eval_every == 0 or done == cfg.steps:
                     e = {"step": done, **self.evaluate(state)}
-                    log.write(json.dumps(e) + "\n")
-                    log.flush()
-                    history.append(e)
+                    log.write(e)
                     bar.write(f"step {done}: test accuracy {e['test_accuracy']:.4f}")
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
@@ -217,6 +212,34 @@ class Trainer:
             plot_curves(self.workdir / "metrics.jsonl", self.workdir / "curves.png")
         self.final_state = state
         return summary
+
+
+class MetricsLog:
+    """Metrics as JSON lines (metrics.jsonl) and TensorBoard scalars (tensorboard/); a
+    process other than the first passes workdir=None and writes nothing."""
+
+    def __init__(self, workdir: pathlib.Path | None):
+        self.jsonl = self.board = None
+        if workdir is not None:
+            from tensorboardX import SummaryWriter
+
+            self.jsonl = (workdir / "metrics.jsonl").open("a")
+            self.board = SummaryWriter(str(workdir / "tensorboard"))
+
+    def write(self, row: dict) -> None:
+        if self.jsonl is None:
+            return
+        self.jsonl.write(json.dumps(row) + "\n")
+        self.jsonl.flush()
+        for key, value in row.items():
+            if key != "step":
+                self.board.add_scalar(("test/" if key.startswith("test_") else "train/") + key, value, row["step"])
+        self.board.flush()
+
+    def close(self) -> None:
+        if self.jsonl is not None:
+            self.jsonl.close()
+            self.board.close()
 
 
 def load_checkpoint(workdir, step: int | None = None) -> dict:

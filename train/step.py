@@ -99,7 +99,7 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
             "loss": loss,
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == y),
             "lr": lr(state["step"]),
-            "grad_norm": optax.tree.norm(grads),
+            "grad_norm": jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(grads))),
         }
         return new, metrics
 
