@@ -13,6 +13,7 @@ resumed from a checkpoint continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import pathlib
@@ -62,13 +63,19 @@ def load_splits(config: TrainConfig):
     return train, test
 
 
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The permutation of range(n) for one epoch, drawn once (it is on every step's path)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
 def batch_indices(seed: int, step: int, batch: int, n: int) -> np.ndarray:
     """Indices of the batch at ``step``: epochs are independent permutations of range(n)."""
     pos = np.arange(step * batch, (step + 1) * batch)
     out = np.empty(batch, dtype=np.int32)
     for epoch in np.unique(pos // n):
         sel = pos // n == epoch
-        out[sel] = np.random.default_rng([seed, int(epoch)]).permutation(n)[pos[sel] % n]
+        out[sel] = _epoch_order(seed, int(epoch), n)[pos[sel] % n]
     return out
 
 
