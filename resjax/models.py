@@ -14,7 +14,8 @@ so it is identical after a checkpoint restore and never trained.
   >>> logits = net.apply(variables, jnp.zeros((2, 32, 32, 3)))      # (2, 10)
 
 Variants for the paper's comparison (same builder): ``shortcut=False`` (plain
-network), ``init_scheme="standard"`` (1/(k√c) everywhere), ``head="trained"`` (a Dense
+network), ``init_scheme="standard"`` (1/(k√c) everywhere; "fixup" is a third, see
+``block_inits``), ``head="trained"`` (a Dense
 layer), ``norm="batch"`` (pre-activation blocks BN-ReLU-conv-BN-ReLU-conv).
 """
 
@@ -34,6 +35,25 @@ def paper_init(kernel: int, channels: int, residual: bool):
     return nn.initializers.normal(stddev=std)
 
 
+def block_inits(scheme: str, kernel: int, channels: int, total_blocks: int):
+    """(C_1 init, C_2 init) of a residual block.
+
+    "paper": both σ = 1/(k²c) (Section 4); every branch starts near zero, and so do the
+    gradients of both its convolutions (each is scaled by the other's weights).
+    "standard": both 1/(k√c).
+    "fixup": C_2 = 0 and C_1 He-normal scaled by L^(-1/2) over L blocks (Zhang et al.,
+    2019): the block is exactly the identity at initialisation, as the paper wants, but
+    C_2's gradient is not small, so training leaves the identity at once.
+    """
+    if scheme == "paper":
+        return (paper_init(kernel, channels, True),) * 2
+    if scheme == "standard":
+        return (paper_init(kernel, channels, False),) * 2
+    if scheme == "fixup":
+        return nn.initializers.variance_scaling(2.0 / total_blocks, "fan_in", "normal"), nn.initializers.zeros
+    raise ValueError(f"init_scheme {scheme!r}: expected 'paper', 'standard' or 'fixup'.")
+
+
 class ResidualBlock(nn.Module):
     """x + C_2(ReLU(C_1 x)), with the average-pool / zero-pad shortcut on a shape change."""
 
@@ -43,21 +63,22 @@ class ResidualBlock(nn.Module):
     init_scheme: str = "paper"
     norm: str | None = None
     dtype: Any = jnp.float32
+    total_blocks: int = 1  # L, for init_scheme="fixup"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        residual = self.init_scheme == "paper"
-        conv = lambda stride, name: nn.Conv(
+        inits = block_inits(self.init_scheme, 3, self.channels, self.total_blocks)
+        conv = lambda stride, i, name: nn.Conv(
             self.channels, (3, 3), strides=stride, padding="SAME", use_bias=False, dtype=self.dtype,
-            kernel_init=paper_init(3, self.channels, residual), name=name,
+            kernel_init=inits[i], name=name,
         )
         bn = lambda name: nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name=name)
         h = x
         if self.norm == "batch":
             h = nn.relu(bn("bn1")(h))
-        h = conv(self.stride, "conv1")(h)
+        h = conv(self.stride, 0, "conv1")(h)
         h = nn.relu(bn("bn2")(h) if self.norm == "batch" else h)
-        h = conv(1, "conv2")(h)
+        h = conv(1, 1, "conv2")(h)
         if not self.shortcut:
             return h
         s = x
@@ -104,7 +125,7 @@ class ResNet(nn.Module):
         for stage, (width, count, first_stride) in enumerate(zip(self.widths, self.blocks, self.strides)):
             for i in range(count):
                 x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
-                                  self.dtype, name=f"stage{stage}_block{i}")(x, train)
+                                  self.dtype, sum(self.blocks), name=f"stage{stage}_block{i}")(x, train)
         if self.norm == "batch":
             x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
         x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))

@@ -14,6 +14,7 @@ VARIANTS = {
     "paper": {},
     "no_shortcut": {"shortcut": False},
     "standard_init": {"init_scheme": "standard"},
+    "fixup_init": {"init_scheme": "fixup"},
     "trained_head": {"head": "trained"},
     "batch_norm": {"norm": "batch"},
 }
@@ -47,6 +48,22 @@ def test_shortcut_pools_and_zero_pads():
     pooled = x.reshape(1, 2, 2, 2, 2, 3).mean(axis=(2, 4))
     np.testing.assert_allclose(out[..., :3], pooled, rtol=1e-6)
     np.testing.assert_allclose(out[..., 3:], 0.0)
+
+
+def test_fixup_blocks_are_the_identity_at_initialisation_but_not_stuck_there():
+    block = models.ResidualBlock(8, init_scheme="fixup", total_blocks=4)
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 8))
+    variables = block.init(jax.random.key(1), x)
+    np.testing.assert_array_equal(block.apply(variables, x), x)
+    conv1 = variables["params"]["conv1"]["kernel"]
+    assert np.std(conv1) == pytest.approx(math.sqrt(2 / (9 * 8 * 4)), rel=0.1)  # He, scaled by L^(-1/2)
+    grad = jax.grad(lambda p: jnp.sum(block.apply({"params": p}, x) ** 2))(variables["params"])
+    assert float(jnp.abs(grad["conv2"]["kernel"]).max()) > 0.1  # C_2 moves on the first step
+
+
+def test_unknown_init_scheme_is_a_clear_error():
+    with pytest.raises(ValueError, match="expected 'paper', 'standard' or 'fixup'"):
+        models.table1(10, **TINY, init_scheme="he").init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
 
 
 def test_fixed_head_is_not_a_parameter_and_is_reproducible():
