@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 
@@ -22,8 +23,6 @@ def _use_compilation_cache() -> None:
     Set by the command only, never on import of the library. RESJAX_CACHE_DIR moves it;
     an empty value turns it off.
     """
-    import os
-
     import jax
 
     path = os.environ.get("RESJAX_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "resjax", "xla"))
@@ -68,6 +67,15 @@ def _check(args) -> int:
     return code
 
 
+def _split_cpu(count: int | None) -> None:
+    """Asks for ``count`` virtual CPU devices unless XLA_FLAGS already chose a number; this
+    only changes anything on a host whose JAX backend is its CPU."""
+    import jax
+
+    if count and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        jax.config.update("jax_num_cpu_devices", count)
+
+
 def _train(args) -> int:
     import jax
 
@@ -82,6 +90,7 @@ def _train(args) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"resjax train: {e}", file=sys.stderr)
         return 2
+    _split_cpu(cfg.cpu_devices)
     workdir = pathlib.Path(args.workdir or f"runs/{args.config}")
     trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet)
     try:
@@ -108,7 +117,7 @@ def main(argv=None) -> int:
     check.add_argument("--only", nargs="+", metavar="ID", help="check only these statement ids")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     train = sub.add_parser("train", help="train a Section 4 network (data-parallel over all devices)")
-    train.add_argument("--config", default="paper", help="paper, digits or tiny (train/configs)")
+    train.add_argument("--config", default="paper", help="paper, fast, cpu, digits or tiny (train/configs)")
     train.add_argument("--workdir", help="checkpoints, metrics and plots (default runs/CONFIG); resumes from it")
     train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override configuration fields")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -31,7 +31,10 @@ def folder(tmp_path_factory):
 
 
 def train(workdir, folder, *extra, devices=1, wait=True, flags=()):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    if devices:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     cmd = [sys.executable, "-m", "resjax.cli", "train", *BASE, *flags, "--workdir", str(workdir),
            "--set", f"data={folder}", *extra]
     if not wait:
@@ -73,6 +76,13 @@ def test_sharded_over_four_devices_equals_one_device(tmp_path, folder, reference
     out = train(tmp_path, folder, devices=4)
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 4
+    assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)
+
+
+def test_config_splits_the_cpu_into_virtual_devices_unless_xla_flags_chose(tmp_path, folder, reference):
+    out = train(tmp_path, folder, "cpu_devices=2", devices=None)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 2
     assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)
 
 

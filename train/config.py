@@ -21,17 +21,24 @@ class TrainConfig:
     train_split: str = "train"
     test_split: str = "test"
     augment: bool = True  # random crops from 4-pixel padding and horizontal flips, on device
+    eval_flip: bool = False  # test accuracy from the average logits of each image and its mirror image
     # optimisation (Section 4's recipe by default)
     steps: int = 60_000
     batch_size: int = 128
     learning_rate: float = 0.05
+    lr_schedule: str = "piecewise"  # "piecewise" (divide by 1/lr_decay at lr_boundaries) or "cosine" (to 0 at steps)
     lr_boundaries: tuple[int, ...] = (30_000, 50_000)
     lr_decay: float = 0.1
     warmup_steps: int = 0
     momentum: float = 0.9
+    nesterov: bool = False
+    label_smoothing: float = 0.0
     weight_decay: float = 1e-4  # on convolution kernels only
     grad_clip: float | None = None
     compute_dtype: str = "auto"  # "auto": bfloat16 on GPU/TPU, float32 on CPU
+    # on a host without an accelerator, split the CPU into this many virtual devices: XLA's CPU
+    # convolutions use two cores far better as 16 small data-parallel shards than as one big batch
+    cpu_devices: int | None = None
     # bookkeeping
     seed: int = 0
     log_every: int = 100
@@ -62,5 +69,5 @@ def load(name: str) -> TrainConfig:
     try:
         module = importlib.import_module(f"resjax.train.configs.{name}")
     except ModuleNotFoundError:
-        raise ValueError(f"no configuration {name!r}; available: paper, digits, tiny.") from None
+        raise ValueError(f"no configuration {name!r}; available: paper, fast, cpu, digits, tiny.") from None
     return module.CONFIG

@@ -116,7 +116,11 @@ class Trainer:
             out_shardings=(self.replicated, self.replicated),
             donate_argnums=(0,),
         )
-        self.eval_step = jax.jit(eval_step, out_shardings=self.replicated)
+        self.eval_step = jax.jit(  # the test batch is split over the devices like a training batch
+            eval_step,
+            in_shardings=(self.replicated, self.replicated, self.sharded, self.sharded, self.sharded),
+            out_shardings=self.replicated,
+        )
         self.key = jax.random.key(cfg.seed)
         self.checkpoints = ocp.CheckpointManager(
             (self.workdir / "checkpoints").absolute(),
@@ -145,7 +149,14 @@ class Trainer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
         return self.checkpoints.restore(latest, args=ocp.args.StandardRestore(abstract))
 
+    def _last_good(self) -> str:
+        latest, where = self.checkpoints.latest_step(), self.workdir / "checkpoints"
+        if latest is None:
+            return f"no checkpoint was saved before it (checkpoint_every={self.config.checkpoint_every})."
+        return f"the last good checkpoint is step {latest} in {where}."
+
     def evaluate(self, state, batch: int = 1000) -> dict:
+        batch = -(-batch // jax.device_count()) * jax.device_count()
         images, labels = self.test_set.images, self.test_set.labels.astype(np.int32)
         correct = loss = 0.0
         for start in range(0, len(labels), batch):
@@ -180,10 +191,7 @@ class Trainer:
                 if done % cfg.log_every == 0 or done == cfg.steps:
                     m = {k: float(v) for k, v in metrics.items()}
                     if not math.isfinite(m["loss"]):
-                        raise NonFiniteLoss(
-                            f"non-finite loss {m['loss']} at step {done}; the last good checkpoint is "
-                            f"step {self.checkpoints.latest_step()} in {self.workdir / 'checkpoints'}."
-                        )
+                        raise NonFiniteLoss(f"non-finite loss {m['loss']} at step {done}; {self._last_good()}")
                     now = time.perf_counter()
                     m.update(step=done, images_per_s=(done - last_step) * cfg.batch_size / (now - last_t), time=now - t0)
                     last_t, last_step = now, done
@@ -195,7 +203,7 @@ class Trainer:
                     bar.write(f"step {done}: test accuracy {e['test_accuracy']:.4f}")
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
-                        raise NonFiniteLoss(f"non-finite parameters at step {done}; not checkpointed.")
+                        raise NonFiniteLoss(f"non-finite parameters at step {done}, not saved; {self._last_good()}")
                     self.checkpoints.save(done, args=ocp.args.StandardSave(state))
                 bar.update()
         finally:

@@ -19,7 +19,12 @@ State = dict[str, Any]  # {"step", "params", "opt_state", "batch_stats"}
 
 
 def schedule(config: TrainConfig) -> optax.Schedule:
-    """Piecewise constant learning rate (Section 4), after an optional linear warm-up."""
+    """Piecewise constant learning rate (Section 4), or a cosine decay to zero at the last
+    step (short runs), after an optional linear warm-up."""
+    if config.lr_schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps, config.steps)
+    if config.lr_schedule != "piecewise":
+        raise ValueError(f"lr_schedule {config.lr_schedule!r}: expected 'piecewise' or 'cosine'.")
     steps = optax.piecewise_constant_schedule(
         config.learning_rate, {b: config.lr_decay for b in config.lr_boundaries}
     )
@@ -35,7 +40,7 @@ def optimizer(config: TrainConfig) -> optax.GradientTransformation:
     parts = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
     parts += [
         optax.add_decayed_weights(config.weight_decay, mask=conv_only),
-        optax.sgd(schedule(config), momentum=config.momentum),
+        optax.sgd(schedule(config), momentum=config.momentum, nesterov=config.nesterov),
     ]
     return optax.chain(*parts)
 
@@ -77,6 +82,8 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
         out = model.apply(variables(params, batch_stats), x, train=True, mutable=mutable)
         logits, updates = out if has_bn else (out, {})
         onehot = jax.nn.one_hot(labels, config.num_classes)  # one-hot: no sharding type errors
+        if config.label_smoothing:
+            onehot = optax.smooth_labels(onehot, config.label_smoothing)
         loss = optax.softmax_cross_entropy(logits.astype(jnp.float32), onehot).mean()
         return loss, (logits, updates.get("batch_stats", batch_stats))
 
@@ -104,8 +111,10 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
         return new, metrics
 
     def eval_step(params, batch_stats, images, labels, mask):
-        logits = model.apply(variables(params, batch_stats), normalise(images, mean, std, dtype), train=False)
-        logits = logits.astype(jnp.float32)
+        x = normalise(images, mean, std, dtype)
+        logits = model.apply(variables(params, batch_stats), x, train=False).astype(jnp.float32)
+        if config.eval_flip:  # average with the mirror image: the training augmentation flips too
+            logits = (logits + model.apply(variables(params, batch_stats), x[:, :, ::-1], train=False)) / 2
         losses = optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, config.num_classes))
         correct = (jnp.argmax(logits, -1) == labels) & mask
         return jnp.sum(correct), jnp.sum(jnp.where(mask, losses, 0.0))

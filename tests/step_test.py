@@ -1,0 +1,79 @@
+"""resjax.train.step: learning-rate schedules, label smoothing, augmentation."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from resjax.train import step
+from resjax.train.config import TrainConfig
+
+
+def test_paper_schedule_divides_by_ten_at_30k_and_50k():
+    lr = step.schedule(TrainConfig())
+    assert [float(lr(s)) for s in (0, 29_999, 30_000, 50_000)] == pytest.approx([0.05, 0.05, 0.005, 0.0005])
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step():
+    cfg = TrainConfig(lr_schedule="cosine", learning_rate=0.2, warmup_steps=10, steps=110)
+    lr = step.schedule(cfg)
+    assert [float(lr(s)) for s in (0, 5, 10, 60, 110)] == pytest.approx([0.0, 0.1, 0.2, 0.1, 0.0], abs=1e-6)
+
+
+def test_unknown_schedule_is_a_clear_error():
+    with pytest.raises(ValueError, match="expected 'piecewise' or 'cosine'"):
+        step.schedule(TrainConfig(lr_schedule="linear"))
+
+
+def test_label_smoothing_raises_the_loss_of_a_confident_correct_prediction():
+    class Confident:  # a stand-in model: logits 20 on the true class (labels are all 0)
+        norm = None
+
+        def apply(self, variables, x, train=False, mutable=False):
+            return jnp.broadcast_to(jnp.array([20.0] + [0.0] * 9), (x.shape[0], 10))
+
+    losses = []
+    for smoothing in (0.0, 0.1):
+        cfg = dataclasses.replace(TrainConfig(augment=False), label_smoothing=smoothing)
+        _, train_step, _ = step.make_steps(Confident(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32)
+        state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.zeros(())}, "opt_state": (), "batch_stats": {}}
+        state["opt_state"] = step.optimizer(cfg).init(state["params"])
+        images, labels = jnp.zeros((4, 8, 8, 3), jnp.uint8), jnp.zeros(4, jnp.int32)
+        _, metrics = train_step(state, images, labels, jnp.arange(4), jax.random.key(0))
+        losses.append(float(metrics["loss"]))
+    assert losses[0] < 1e-6
+    # smoothed target: 0.91 on the true class, 0.01 elsewhere; cross-entropy = 0.09·20 + log Z
+    assert losses[1] == pytest.approx(0.09 * 20 + np.log(np.exp(20) + 9) - 20, rel=1e-5)
+
+
+def test_augmentation_crops_and_flips_within_the_padding():
+    images = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.uint8).reshape(2, 8, 8, 3)
+    out = step.augment(jax.random.key(0), images)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    # every output pixel is zero padding or a pixel of the same image
+    for o, i in zip(np.asarray(out), np.asarray(images)):
+        assert set(map(tuple, o.reshape(-1, 3))) <= set(map(tuple, i.reshape(-1, 3))) | {(0, 0, 0)}
+
+
+def test_flip_evaluation_averages_the_logits_of_the_image_and_its_mirror():
+    class LeftEdge:  # a stand-in model: class 0 scores the leftmost column, class 1 the rightmost
+        norm = None
+
+        def apply(self, variables, x, train=False, mutable=False):
+            return jnp.stack([x[:, 0, 0, 0], x[:, 0, -1, 0]] + [jnp.zeros(x.shape[0])] * 8, axis=-1)
+
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    images[0, :, 0] = 255  # bright left edge: class 0 without flips, a tie with them
+    images[1, :, -1] = 255
+    labels, mask = jnp.array([0, 1]), jnp.array([True, True])
+    results = {}
+    for flip in (False, True):
+        cfg = TrainConfig(eval_flip=flip)
+        _, _, eval_step = step.make_steps(LeftEdge(), cfg, jnp.zeros(3), jnp.ones(3) / 255.0, jnp.float32)
+        results[flip] = eval_step({}, {}, jnp.asarray(images), labels, mask)
+    assert int(results[False][0]) == 2
+    # flipped and averaged: both classes score 127.5, the tie goes to class 0
+    assert int(results[True][0]) == 1
+    assert float(results[True][1]) == pytest.approx(2 * np.log(2 + 8 * np.exp(-127.5)), rel=1e-6)
