@@ -1,0 +1,34 @@
+"""Named training configurations: each loads, states its command and expected result, and builds."""
+
+import pkgutil
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from resjax import models
+from resjax.train import config, configs, step
+
+NAMES = sorted(m.name for m in pkgutil.iter_modules(configs.__path__))
+
+
+def test_the_documented_configurations_exist():
+    assert {"paper", "fast", "cpu", "digits", "tiny"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_configuration_states_its_command_and_expected_result_and_builds(name):
+    module = __import__(f"resjax.train.configs.{name}", fromlist=["CONFIG"])
+    assert "Command:" in module.__doc__ and "Expected:" in module.__doc__
+    cfg = config.load(name)
+    assert float(step.schedule(cfg)(0)) >= 0.0
+    net = models.ResNet(num_classes=cfg.num_classes, **cfg.model)
+    shapes = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    assert jax.tree.leaves(shapes["params"])
+
+
+def test_unknown_configuration_and_bad_override_are_clear_errors():
+    with pytest.raises(ValueError, match="available: paper, fast, cpu"):
+        config.load("nope")
+    with pytest.raises(ValueError, match="expected key=value"):
+        config.load("tiny").override(["stepz=3"])
