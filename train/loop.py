@@ -166,6 +166,7 @@ class Trainer:
                 mask[len(y):] = False
                 x = np.concatenate([x, np.zeros((batch - len(y), *x.shape[1:]), x.dtype)])
                 y = np.concatenate([y, np.zeros(batch - len(y), y.dtype)])
+            x, y, mask = (jax.device_put(a, self.sharded) for a in (x, y, mask))  # every process holds all
             c, l = self.eval_step(state["params"], state["batch_stats"], x, y, mask)
             correct, loss = correct + float(c), loss + float(l)
         return {"test_accuracy": correct / len(labels), "test_loss": loss / len(labels)}
