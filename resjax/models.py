@@ -17,6 +17,8 @@ Variants for the paper's comparison (same builder): ``shortcut=False`` (plain
 network), ``init_scheme="standard"`` (1/(k√c) everywhere; "fixup" is a third, see
 ``block_inits``), ``head="trained"`` (a Dense
 layer), ``norm="batch"`` (pre-activation blocks BN-ReLU-conv-BN-ReLU-conv).
+``conv_bias=True`` gives every convolution a per-channel bias, initialised to zero (the
+paper's network has none: without them it is positively homogeneous in its input).
 """
 
 from __future__ import annotations
@@ -64,12 +66,13 @@ class ResidualBlock(nn.Module):
     norm: str | None = None
     dtype: Any = jnp.float32
     total_blocks: int = 1  # L, for init_scheme="fixup"
+    conv_bias: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         inits = block_inits(self.init_scheme, 3, self.channels, self.total_blocks)
         conv = lambda stride, i, name: nn.Conv(
-            self.channels, (3, 3), strides=stride, padding="SAME", use_bias=False, dtype=self.dtype,
+            self.channels, (3, 3), strides=stride, padding="SAME", use_bias=self.conv_bias, dtype=self.dtype,
             kernel_init=inits[i], name=name,
         )
         bn = lambda name: nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name=name)
@@ -98,7 +101,7 @@ class ResNet(nn.Module):
       stem: (kernel, channels, stride) of the standard convolution.
       widths, blocks, strides: per stage, output channels, number of blocks, and the
         stride of its first block.
-      shortcut, init_scheme, norm: the variants (see module docstring).
+      shortcut, init_scheme, norm, conv_bias: the variants (see module docstring).
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
@@ -115,17 +118,18 @@ class ResNet(nn.Module):
     head: str = "fixed"
     head_seed: int = 0
     dtype: Any = jnp.float32
+    conv_bias: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         k, c, stride = self.stem
         std_init = paper_init(k, c, residual=False)
-        x = nn.Conv(c, (k, k), strides=stride, padding="SAME", use_bias=False, dtype=self.dtype,
+        x = nn.Conv(c, (k, k), strides=stride, padding="SAME", use_bias=self.conv_bias, dtype=self.dtype,
                     kernel_init=std_init, name="stem")(x.astype(self.dtype))
         for stage, (width, count, first_stride) in enumerate(zip(self.widths, self.blocks, self.strides)):
             for i in range(count):
                 x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
-                                  self.dtype, sum(self.blocks), name=f"stage{stage}_block{i}")(x, train)
+                                  self.dtype, sum(self.blocks), self.conv_bias, name=f"stage{stage}_block{i}")(x, train)
         if self.norm == "batch":
             x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
         x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))

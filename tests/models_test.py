@@ -17,6 +17,7 @@ VARIANTS = {
     "fixup_init": {"init_scheme": "fixup"},
     "trained_head": {"head": "trained"},
     "batch_norm": {"norm": "batch"},
+    "conv_bias": {"conv_bias": True, "init_scheme": "fixup"},
 }
 
 
@@ -59,6 +60,16 @@ def test_fixup_blocks_are_the_identity_at_initialisation_but_not_stuck_there():
     assert np.std(conv1) == pytest.approx(math.sqrt(2 / (9 * 8 * 4)), rel=0.1)  # He, scaled by L^(-1/2)
     grad = jax.grad(lambda p: jnp.sum(block.apply({"params": p}, x) ** 2))(variables["params"])
     assert float(jnp.abs(grad["conv2"]["kernel"]).max()) > 0.1  # C_2 moves on the first step
+
+
+def test_conv_bias_adds_one_zero_bias_per_channel_and_keeps_the_identity():
+    plain, biased = (models.table1(10, **TINY, init_scheme="fixup", conv_bias=b) for b in (False, True))
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    p0, p1 = (net.init(jax.random.key(1), x)["params"] for net in (plain, biased))
+    biases = [b for b in jax.tree.leaves(p1) if b.ndim == 1]
+    assert count(p1) - count(p0) == sum(b.size for b in biases) == 4 + 2 * (2 * 8 + 2 * 16)
+    assert all(not np.any(b) for b in biases)
+    np.testing.assert_array_equal(biased.apply({"params": p1}, x), plain.apply({"params": p0}, x))
 
 
 def test_unknown_init_scheme_is_a_clear_error():
