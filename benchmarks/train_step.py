@@ -5,7 +5,10 @@ The Table 1 network (a scaled-down one on CPU unless --full), the same jitted st
 FLOPs: 3 x the forward convolutions' multiply-adds x 2 (forward, and the two
 backward products), counted from the architecture: 11.9 GFLOP per image for Table 1.
 
-Run: python benchmarks/train_step.py [--full] [--steps 50] [--batches 128 512] [--dtypes bfloat16 float32]
+Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--batches 128 512]
+                                     [--dtypes bfloat16 float32] [--cpu-devices 16]
+--config NAME takes the network of a training configuration (train/configs/NAME.py) and,
+on a host without an accelerator, its cpu_devices.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from resjax import models
+from resjax.train import config as config_mod
 from resjax.train import loop, step
 from resjax.train.config import TrainConfig
 
@@ -68,14 +72,25 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="the Table 1 network even on CPU")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--full", action="store_true", help="the Table 1 network even on CPU")
+    which.add_argument("--config", help="the network (and cpu_devices) of this training configuration")
+    parser.add_argument("--cpu-devices", type=int, help="virtual CPU devices (default: the config's, else 1)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     args = parser.parse_args()
+    try:
+        config = config_mod.load(args.config) if args.config else None
+    except ValueError as e:
+        parser.error(str(e))
+    devices = args.cpu_devices or (config.cpu_devices if config else None)
+    if devices:  # before the backend starts; ignored where the backend is not the CPU
+        jax.config.update("jax_num_cpu_devices", devices)
     cpu = jax.default_backend() == "cpu"
-    model_kwargs = {} if (args.full or not cpu) else SMALL
-    name = "Table 1" if not model_kwargs else f"scaled-down Table 1 {model_kwargs}"
+    model_kwargs = config.model if config else {} if (args.full or not cpu) else SMALL
+    name = f"the {args.config} config's network" if config else "Table 1" if not model_kwargs else "scaled-down Table 1"
+    name += f" {model_kwargs}" if model_kwargs else ""
     dtypes = [d for d in args.dtypes if not (cpu and d == "bfloat16")] if not args.full else args.dtypes
     print(f"{name} on {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
     if cpu and "bfloat16" in args.dtypes and "bfloat16" not in dtypes:

@@ -32,3 +32,15 @@ def test_unknown_configuration_and_bad_override_are_clear_errors():
         config.load("nope")
     with pytest.raises(ValueError, match="expected key=value"):
         config.load("tiny").override(["stepz=3"])
+
+
+def test_override_of_one_network_field_keeps_the_others():
+    base = config.load("cpu")
+    cfg = base.override(["model.conv_bias=false", "model.widths=[8, 16, 32]", "steps=3"])
+    assert cfg.model == {**base.model, "conv_bias": False, "widths": (8, 16, 32)} and cfg.steps == 3
+    assert config.load("cpu").model == base.model  # the loaded configuration is untouched
+    assert base.override(["model={\"widths\": [4]}"]).model == {"widths": [4]}
+    with pytest.raises(ValueError, match="model.NAME"):
+        base.override(["steps.x=3"])
+    with pytest.raises(ValueError, match="model takes a JSON object"):
+        base.override(["model=3"])

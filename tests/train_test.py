@@ -137,3 +137,19 @@ def test_embedded_digits_default_trains_without_any_download(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["test_accuracy"] > 0.9
+
+
+def test_summary_reuses_the_last_evaluation_and_a_finished_run_still_reports(tmp_path, folder, monkeypatch):
+    from resjax.train import config
+
+    cfg = config.load("tiny").override([f"data={folder}", "steps=4", "eval_every=2", "checkpoint_every=4"])
+    train_set, test_set = loop.load_splits(cfg)
+    calls = []
+    evaluate = loop.Trainer.evaluate
+    monkeypatch.setattr(loop.Trainer, "evaluate", lambda self, state: calls.append(1) or evaluate(self, state))
+    summary = loop.Trainer(cfg, tmp_path, train_set, test_set, progress=False).run()
+    assert len(calls) == 2  # steps 2 and 4; the summary takes step 4's
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert summary["test_accuracy"] == [r for r in rows if "test_accuracy" in r][-1]["test_accuracy"]
+    again = loop.Trainer(cfg, tmp_path, train_set, test_set, progress=False).run()  # resumes at the end
+    assert len(calls) == 3 and again["resumed_from"] == 4 and again["test_accuracy"] == summary["test_accuracy"]

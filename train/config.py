@@ -1,6 +1,7 @@
 """Training configuration: one frozen dataclass; files in ``configs/`` hold named instances.
 
-Any field can be overridden from the command line: ``--set steps=1000 batch_size=256``.
+Any field can be overridden from the command line: ``--set steps=1000 batch_size=256``;
+``model.NAME=VALUE`` changes one field of the network and keeps the others.
 """
 
 from __future__ import annotations
@@ -47,20 +48,30 @@ class TrainConfig:
     keep_checkpoints: int = 3
 
     def override(self, assignments: list[str]) -> "TrainConfig":
-        """Applies ``key=value`` strings; values are JSON (numbers, lists, objects) or plain strings."""
+        """Applies ``key=value`` strings (``model.name=value`` for one network field); values
+        are JSON (numbers, lists, objects) or plain strings."""
         fields = {f.name: f for f in dataclasses.fields(self)}
-        changes = {}
+        changes = {"model": dict(self.model)}
         for item in assignments:
             key, sep, raw = item.partition("=")
-            if not sep or key not in fields:
-                raise ValueError(f"cannot apply {item!r}: expected key=value with key one of {', '.join(fields)}.")
+            head, dot, sub = key.partition(".")
+            if not sep or head not in fields or (dot and (head != "model" or not sub)):
+                raise ValueError(
+                    f"cannot apply {item!r}: expected key=value with key one of {', '.join(fields)}, "
+                    "or model.NAME for one field of the network."
+                )
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError:
                 value = raw
             if isinstance(value, list):
                 value = tuple(value)
-            changes[key] = value
+            if key == "model" and not isinstance(value, dict):
+                raise ValueError(f"cannot apply {item!r}: model takes a JSON object, e.g. model='{{\"widths\": [16, 32]}}'.")
+            if dot:
+                changes["model"][sub] = value
+            else:
+                changes[key] = value
         return dataclasses.replace(self, **changes)
 
 

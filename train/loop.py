@@ -184,6 +184,7 @@ class Trainer:
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
                    dynamic_ncols=True)
+        latest = None  # the latest evaluation: after the loop, the last step's, reused by the summary
         try:
             for s in range(start_step, cfg.steps):
                 idx = jax.device_put(batch_indices(cfg.seed, s, cfg.batch_size, n), self.sharded)
@@ -199,9 +200,10 @@ class Trainer:
                     log.write(m)
                     bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.3g}", img_s=f"{m['images_per_s']:.0f}")
                 if done % cfg.eval_every == 0 or done == cfg.steps:
-                    e = {"step": done, **self.evaluate(state)}
-                    log.write(e)
-                    bar.write(f"step {done}: test accuracy {e['test_accuracy']:.4f}")
+                    latest = self.evaluate(state)
+                    log.write({"step": done, **latest})
+                    if not bar.disable:
+                        bar.write(f"step {done}: test accuracy {latest['test_accuracy']:.4f}")
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
                         raise NonFiniteLoss(f"non-finite parameters at step {done}, not saved; {self._last_good()}")
@@ -221,7 +223,7 @@ class Trainer:
             "devices": jax.device_count(),
             "processes": jax.process_count(),
             "backend": jax.default_backend(),
-            **self.evaluate(state),
+            **(latest or self.evaluate(state)),  # None only when resumed at the last step
         }
         if lead:
             (self.workdir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
