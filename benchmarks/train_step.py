@@ -56,7 +56,8 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int) -> dict:
                             "batch_stats": {}}, rep)
     fn = jax.jit(train_step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=(rep, rep), donate_argnums=(0,))
     key = jax.random.key(1)
-    idx = [jax.device_put(rng.integers(0, 4096, batch).astype(np.int32), shard) for _ in range(steps)]
+    # at least the 3 warm-up steps' batches
+    idx = [jax.device_put(rng.integers(0, 4096, batch).astype(np.int32), shard) for _ in range(max(steps, 3))]
     flops = train_flops_per_image(model) * batch
     for i in range(3):  # warm up
         state, m = fn(state, images, labels, idx[i], key)
@@ -80,17 +81,20 @@ def main():
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: expected at least 1 timed step.")
     try:
         config = config_mod.load(args.config) if args.config else None
     except ValueError as e:
         parser.error(str(e))
-    devices = args.cpu_devices or (config.cpu_devices if config else None)
-    if devices:  # before the backend starts; ignored where the backend is not the CPU
-        jax.config.update("jax_num_cpu_devices", devices)
+    loop.split_cpu(args.cpu_devices or (config.cpu_devices if config else None))
     cpu = jax.default_backend() == "cpu"
-    model_kwargs = config.model if config else {} if (args.full or not cpu) else SMALL
-    name = f"the {args.config} config's network" if config else "Table 1" if not model_kwargs else "scaled-down Table 1"
-    name += f" {model_kwargs}" if model_kwargs else ""
+    if config:
+        model_kwargs, name = config.model, f"the {args.config} config's network {config.model}"
+    elif args.full or not cpu:
+        model_kwargs, name = {}, "Table 1"
+    else:
+        model_kwargs, name = SMALL, f"scaled-down Table 1 {SMALL}"
     dtypes = [d for d in args.dtypes if not (cpu and d == "bfloat16")] if not args.full else args.dtypes
     print(f"{name} on {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
     if cpu and "bfloat16" in args.dtypes and "bfloat16" not in dtypes:

@@ -67,15 +67,6 @@ def _check(args) -> int:
     return code
 
 
-def _split_cpu(count: int | None) -> None:
-    """Asks for ``count`` virtual CPU devices unless XLA_FLAGS already chose a number; this
-    only changes anything on a host whose JAX backend is its CPU."""
-    import jax
-
-    if count and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", count)
-
-
 def _train(args) -> int:
     import jax
 
@@ -90,7 +81,7 @@ def _train(args) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"resjax train: {e}", file=sys.stderr)
         return 2
-    _split_cpu(cfg.cpu_devices)
+    loop.split_cpu(cfg.cpu_devices)
     workdir = pathlib.Path(args.workdir or f"runs/{args.config}")
     trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet)
     try:

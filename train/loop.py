@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import pathlib
 import time
 
@@ -77,6 +78,13 @@ def batch_indices(seed: int, step: int, batch: int, n: int) -> np.ndarray:
         sel = pos // n == epoch
         out[sel] = _epoch_order(seed, int(epoch), n)[pos[sel] % n]
     return out
+
+
+def split_cpu(count: int | None) -> None:
+    """Asks for ``count`` virtual CPU devices unless XLA_FLAGS already chose a number. Call
+    it before anything touches a device; it only matters where JAX's backend is the CPU."""
+    if count and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        jax.config.update("jax_num_cpu_devices", count)
 
 
 def make_mesh():
