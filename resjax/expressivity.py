@@ -38,11 +38,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from resjax import validation as _v
+
 UNIT_NORM_TOL = 1e-6
 
 
 def block(U: jax.Array, V: jax.Array, s: jax.Array, h: jax.Array) -> jax.Array:
     """Residual block (3.1): h + V ReLU(U h + s). U (m, k), V (k, m), s (m,), h (..., k)."""
+    U = _v.array("U", U, (None, None))
+    m, k = U.shape
+    V, s = _v.array("V", V, (k, m)), _v.array("s", s, (m,))
+    h = _v.array("h", h)
+    if h.ndim < 1 or h.shape[-1] != k:
+        raise ValueError(f"h must have shape (..., {k}) to match U {tuple(U.shape)}, got {tuple(h.shape)}.")
     return h + jax.nn.relu(h @ U.T + s) @ V.T
 
 
@@ -57,8 +65,31 @@ def _require_float64(params) -> None:
         )
 
 
+def _check_params(params, X):
+    """The structure and shapes of a network's parameters, and X (n, d) to match."""
+    try:
+        A0, blocks, out = params["A0"], params["blocks"], params["out"]
+        shapes = {name: np.shape(blocks[name]) for name in ("U", "V", "s")}
+        out_shapes = {name: np.shape(out[name]) for name in ("U", "V", "s")}
+    except (KeyError, TypeError, IndexError):
+        raise TypeError(
+            "params must be a dict {'A0': (k, d), 'blocks': {'U': (ℓ, m, k), 'V': (ℓ, k, m), 's': (ℓ, m)}, "
+            "'out': {'U': (r, k), 'V': (r, r), 's': (r,)}}, as construct() returns in Construction.params."
+        ) from None
+    k, d = _v.array("params['A0']", A0, (None, None)).shape
+    ell, m = shapes["s"] if len(shapes["s"]) == 2 else (None, None)
+    r = out_shapes["s"][0] if len(out_shapes["s"]) == 1 else None
+    wanted = {"U": (ell, m, k), "V": (ell, k, m), "out U": (r, k), "out V": (r, r)}
+    got = {"U": shapes["U"], "V": shapes["V"], "out U": out_shapes["U"], "out V": out_shapes["V"]}
+    if ell is None or r is None or any(tuple(got[n]) != wanted[n] for n in wanted):
+        raise ValueError(f"params have inconsistent shapes {got}, s {shapes['s']}, out s {out_shapes['s']}: "
+                         f"expected {wanted} for A0 of shape {(k, d)}.")
+    _v.array("X", X, (None, d))
+
+
 def hidden(params: dict, X: jax.Array) -> jax.Array:
     """h_ℓ: the state after A_0 and the ℓ middle blocks. X (n, d) -> (n, k)."""
+    _check_params(params, X)
     _require_float64(params)
     h = X @ params["A0"].T
 
@@ -71,8 +102,9 @@ def hidden(params: dict, X: jax.Array) -> jax.Array:
 
 def apply(params: dict, X: jax.Array) -> jax.Array:
     """The network of Section 3 on a batch: X (n, d) -> ŷ (n, r)."""
+    h = hidden(params, X)
     out = params["out"]
-    return jax.nn.relu(hidden(params, X) @ out["U"].T + out["s"]) @ out["V"].T
+    return jax.nn.relu(h @ out["U"].T + out["s"]) @ out["V"].T
 
 
 _apply64 = jax.jit(lambda params, X: apply(params, X))
@@ -83,7 +115,10 @@ def fit_error(params: dict, X, labels, batch: int = 25_000) -> tuple[float, floa
 
     Accuracy is the fraction of rows whose argmax is the label.
     """
-    labels = np.asarray(labels)
+    _check_params(params, X)
+    labels = _v.array("labels", labels, (np.shape(X)[0],))
+    if labels.dtype.kind not in "iu" or labels.size == 0:
+        raise ValueError(f"labels must be a non-empty integer array (n,), got dtype {labels.dtype}, size {labels.size}.")
     worst, hits = 0.0, 0
     with jax.enable_x64(True):
         for start in range(0, len(labels), batch):
@@ -107,7 +142,8 @@ def normalize(X) -> np.ndarray:
     Zero rows are an error. Distinct rows can become identical (x and 2x): the
     construction then reports them if their labels differ.
     """
-    X = np.array(X, dtype=np.float64)
+    X = np.array(_v.array("X", X, (None, None)), dtype=np.float64)
+    _v.finite("X", X)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     if np.any(norms == 0):
         bad = np.nonzero(norms[:, 0] == 0)[0]
@@ -125,8 +161,9 @@ def check_inputs(X, labels, num_classes: int, *, require_unit_norm: bool = True)
     Raises ValueError naming the offending rows for: wrong shapes, non-finite values,
     labels outside [0, num_classes), rows of norm ≠ 1 (when required).
     """
-    X = np.asarray(X, dtype=np.float64)
-    labels = np.asarray(labels)
+    X = np.asarray(_v.array("X", X), dtype=np.float64)
+    labels = np.asarray(_v.array("labels", labels))
+    num_classes = _v.integer("num_classes", num_classes, minimum=1)
     if X.ndim != 2:
         raise ValueError(f"X must have shape (n, d); got {X.shape}. Flatten each example to a row.")
     if labels.shape != (X.shape[0],):
@@ -197,7 +234,9 @@ def separation(X, *, block_rows: int = 1024, rank: int = 64, seed: int = 0) -> S
     rounding, so the result is exact whatever the projection's quality; only the speed
     depends on it. Identical rows give ρ = 0.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(_v.array("X", X, (None, None)), dtype=np.float64)
+    _v.finite("X", X)
+    block_rows, rank = _v.integer("block_rows", block_rows, minimum=1), _v.integer("rank", rank, minimum=1)
     n, d = X.shape
     if n < 2:
         raise ValueError("Assumption 3.1 needs at least two points.")
@@ -254,9 +293,15 @@ def move_block(alpha, beta, selected) -> tuple[np.ndarray, np.ndarray, np.ndarra
     Returns:
       U (m, k), V (k, m), s (m,), float64.
     """
-    alpha = np.asarray(alpha, dtype=np.float64)
-    beta = np.asarray(beta, dtype=np.float64)
-    selected = np.asarray(selected)
+    alpha = np.asarray(_v.array("alpha", alpha, (None, None)), dtype=np.float64)
+    selected = np.asarray(_v.array("selected", selected, (None,)))
+    beta = np.asarray(_v.array("beta", beta, (len(selected), alpha.shape[1])), dtype=np.float64)
+    _v.finite("alpha", alpha)
+    _v.finite("beta", beta)
+    n = alpha.shape[0]
+    if selected.size and (selected.dtype.kind not in "iu" or selected.min() < 0 or selected.max() >= n
+                          or len(np.unique(selected)) != len(selected)):
+        raise ValueError(f"selected must hold distinct integer indices into the {n} rows of alpha, got {selected.tolist()}.")
     A = alpha[selected]
     gram = A @ alpha.T
     sq = gram[np.arange(len(selected)), selected]
@@ -279,7 +324,7 @@ def move_block(alpha, beta, selected) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def label_codes(num_classes: int, rng: np.random.Generator) -> np.ndarray:
     """Codes q_1..q_r for the labels: one-hot (c = r) when r ≤ 8 ln r + 8, else random unit
     vectors in ℝ^c, c = ⌈8 ln r⌉ (grown until every pairwise inner product is below 1/2)."""
-    r = num_classes
+    r = _v.integer("num_classes", num_classes, minimum=1)
     c = math.ceil(8 * math.log(r)) if r > 1 else 1
     if r <= c + 8:
         return np.eye(r)
@@ -370,6 +415,9 @@ def construct(
       True
     """
     X, labels = check_inputs(X, labels, num_classes, require_unit_norm=require_unit_norm)
+    _v.prng_key("key", key)
+    if points_per_block is not None:
+        _v.integer("points_per_block", points_per_block, minimum=1)
     if len(X) == 0:
         raise ValueError("X has no rows: there is nothing to fit.")
     assumption = assumption or (separation(X) if len(X) > 1 else Separation(math.inf, (0, 0)))

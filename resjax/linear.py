@@ -29,6 +29,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from resjax import normal_form as _nf
+from resjax import validation as _v
+
+
+def _layers(A):
+    """A as (ℓ, d, d) real layers, ℓ, d ≥ 1; finite when concrete."""
+    A = _v.array("A", A, (None, None, None))
+    if A.shape[1] != A.shape[2] or min(A.shape) < 1:
+        raise ValueError(f"A must have shape (ℓ, d, d) with ℓ, d ≥ 1 (layer j is A[j − 1]), got {tuple(A.shape)}.")
+    _v.finite("A", A)
+    return A
+
+
+def _target(R, d: int):
+    R = _v.array("R", R, (d, d))
+    _v.finite("R", R)
+    return R
+
+
+def _moment(Sigma, d: int):
+    Sigma = _v.array("Sigma", Sigma, (d, d))
+    _v.symmetric_psd("Sigma", Sigma)
+    return Sigma
 
 
 def forward(A: jax.Array, x: jax.Array) -> jax.Array:
@@ -40,6 +62,11 @@ def forward(A: jax.Array, x: jax.Array) -> jax.Array:
     Returns:
       (..., d) outputs ŷ.
     """
+    A = _layers(A)
+    x = _v.array("x", x)
+    if x.ndim < 1 or x.shape[-1] != A.shape[-1]:
+        raise ValueError(f"x must have shape (..., {A.shape[-1]}) to match A, got {tuple(x.shape)}.")
+    _v.finite("x", x)
 
     def layer(h, A_j):
         return h + h @ A_j.T, None
@@ -50,6 +77,7 @@ def forward(A: jax.Array, x: jax.Array) -> jax.Array:
 
 def product(A: jax.Array) -> jax.Array:
     """The end-to-end map (Id + A_ℓ)···(Id + A_1) of model (2.1), shape (d, d)."""
+    A = _layers(A)
 
     def layer(P, A_j):
         return P + A_j @ P, None
@@ -62,7 +90,12 @@ def excess_risk(A: jax.Array, R: jax.Array, Sigma: jax.Array) -> jax.Array:
     """f(A) − C_opt = ‖((Id + A_ℓ)···(Id + A_1) − R) Σ^{1/2}‖_F² (Claim 2.3), a scalar.
 
     Computed as tr(E Σ Eᵀ) with E = product(A) − R, so Σ needs no square root.
+    Raises ValueError for mismatched shapes, non-finite values, or a Σ that is not
+    symmetric positive semi-definite (values are checked only outside jit/grad/vmap
+    tracing, where they are concrete; see resjax.validation).
     """
+    A = _layers(A)
+    R, Sigma = _target(R, A.shape[-1]), _moment(Sigma, A.shape[-1])
     E = product(A) - R
     return jnp.sum((E @ Sigma) * E)
 
@@ -74,18 +107,28 @@ def population_risk(A: jax.Array, R: jax.Array, Sigma: jax.Array) -> jax.Array:
     proof writes C = E[x xᵀ]; the constant is the noise variance, see docs/section2.md.)
 
     Args:
-      A: (ℓ, d, d); R: (d, d) target map; Sigma: (d, d) second moment E[x xᵀ].
+      A: (ℓ, d, d); R: (d, d) target map; Sigma: (d, d) second moment E[x xᵀ], symmetric
+        positive semi-definite (checked as in :func:`excess_risk`).
     """
-    return excess_risk(A, R, Sigma) + A.shape[-1]
+    return excess_risk(A, R, Sigma) + _layers(A).shape[-1]
 
 
 def optimal_risk(R: jax.Array) -> jax.Array:
     """C_opt = min_A f(A) = d: the noise alone; attained since A_1 = R − Id is allowed."""
+    R = _v.array("R", R, (None, None))
+    if R.shape[0] != R.shape[1]:
+        raise ValueError(f"R must be square (d, d), got {tuple(R.shape)}.")
     return jnp.asarray(R.shape[-1], dtype=R.dtype)
 
 
 def empirical_risk(A: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
     """Loss (2.2) averaged over samples: mean over n of ‖ŷ − y‖². x, y: (n, d)."""
+    d = _layers(A).shape[-1]
+    x, y = _v.array("x", x, (None, d)), _v.array("y", y, (None, d))
+    if x.shape[0] != y.shape[0] or x.shape[0] < 1:
+        raise ValueError(f"x and y must hold the same number n ≥ 1 of samples, got {x.shape[0]} and {y.shape[0]}.")
+    _v.finite("x", x)
+    _v.finite("y", y)
     return jnp.mean(jnp.sum((forward(A, x) - y) ** 2, axis=-1))
 
 
@@ -93,9 +136,14 @@ def sample(key: jax.Array, R: jax.Array, Sigma: jax.Array, n: int) -> tuple[jax.
     """Draws n pairs of the Section 2 model: x ~ N(0, Σ), y = R x + ξ, ξ ~ N(0, Id).
 
     Any x with E[x xᵀ] = Σ has the same population risk; Gaussian x is one such.
-    Returns x, y of shape (n, d). Σ may be singular (it is factored by eigh).
+    Returns x, y of shape (n, d). Σ may be singular (it is factored by eigh), but must be
+    symmetric positive semi-definite.
     """
+    _v.prng_key("key", key)
+    n = _v.integer("n", n, minimum=1)
+    R = _v.array("R", R, (None, None))
     d = R.shape[-1]
+    R, Sigma = _target(R, d), _moment(Sigma, d)
     w, V = jnp.linalg.eigh(Sigma)
     root = V * jnp.sqrt(jnp.clip(w, 0.0))  # root @ root.T == Sigma
     kx, kxi = jax.random.split(key)
@@ -117,7 +165,11 @@ def risk_gradient(A: jax.Array, R: jax.Array, Sigma: jax.Array) -> jax.Array:
       A: (ℓ, d, d); R, Sigma: (d, d).
     Returns:
       (ℓ, d, d), the gradient of :func:`population_risk` with respect to A.
+    Raises:
+      ValueError: as :func:`excess_risk`.
     """
+    A = _layers(A)
+    R, Sigma = _target(R, A.shape[-1]), _moment(Sigma, A.shape[-1])
     eye = jnp.eye(A.shape[-1], dtype=A.dtype)
 
     def below(P, A_j):  # P = (Id + A_{j−1})···(Id + A_1) before layer j
@@ -134,17 +186,21 @@ def risk_gradient(A: jax.Array, R: jax.Array, Sigma: jax.Array) -> jax.Array:
 
 def max_norm(A: jax.Array) -> jax.Array:
     """|||A||| = max_i ‖A_i‖, the largest spectral norm over the ℓ layers of A (ℓ, d, d)."""
+    A = _layers(A)
     return jnp.max(jnp.linalg.norm(A, ord=2, axis=(-2, -1)))
 
 
 def gamma(R: jax.Array) -> jax.Array:
-    """γ(R) = max{|log σ_max(R)|, |log σ_min(R)|} (Section 2); inf for singular R."""
+    """γ(R) = max{|log σ_max(R)|, |log σ_min(R)|} (Section 2); inf for singular R. R: (d, d)."""
+    R = _v.array("R", R, (None, None))
+    R = _target(R, R.shape[0])
     s = jnp.linalg.svd(R, compute_uv=False)
     return jnp.maximum(jnp.abs(jnp.log(s[..., 0])), jnp.abs(jnp.log(s[..., -1])))
 
 
 def theorem_2_1_bound(gamma_R: float, depth: int) -> float:
     """Theorem 2.1's bound on |||A*|||: 2(√π + √(3γ))² / ℓ (valid for ℓ ≥ 3γ, det R > 0)."""
+    gamma_R, depth = _v.real("gamma_R", gamma_R, minimum=0.0), _v.integer("depth", depth, minimum=1)
     return 2.0 * (math.sqrt(math.pi) + math.sqrt(3.0 * gamma_R)) ** 2 / depth
 
 
@@ -153,6 +209,7 @@ def sharper_bound(gamma_R: float, depth: int) -> float:
 
     It is below Theorem 2.1's bound whenever ℓ ≥ 4 (docs/section2.md derives it).
     """
+    gamma_R, depth = _v.real("gamma_R", gamma_R, minimum=0.0), _v.integer("depth", depth)
     if depth < 3:
         raise ValueError(f"sharper_bound needs depth ≥ 3, got {depth}.")
     return (math.pi + 3.0 * gamma_R) / (depth - 2)
@@ -178,10 +235,12 @@ def _check_factorizable(R) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     """Validates R for :func:`factorize` and returns its SVD (float64)."""
     R = _nf._as_square_float64(R, "R")
     W, s, Vt = np.linalg.svd(R)
-    if s[-1] <= np.finfo(np.float64).tiny or s[-1] < s[0] * 1e-300:
+    # Judged relative to ‖R‖: below d·ε·σ_max, σ_min is rounding, and so is the sign of det R.
+    if not s[-1] > R.shape[0] * np.finfo(np.float64).eps * s[0]:
         raise ValueError(
-            f"R is singular (σ_min(R) = {s[-1]:.3g}, det R = 0): γ(R) is infinite and no product "
-            "of layers Id + A_j with |||A||| < 1 equals R. Theorem 2.1 needs an invertible R; "
+            f"R is singular to float64 precision (σ_min/σ_max = {s[-1] / s[0] if s[0] else 0.0:.3g}, at most "
+            f"d·ε = {R.shape[0] * np.finfo(np.float64).eps:.3g}): γ(R) is infinite or unknowable, and no "
+            "product of layers Id + A_j with |||A||| < 1 equals R. Theorem 2.1 needs an invertible R; "
             "if R is only nearly singular in your data, regularise it (e.g. R + ε·Id)."
         )
     if np.linalg.det(W) * np.linalg.det(Vt) < 0:
@@ -223,6 +282,7 @@ def factorize_psd(R, depth: int) -> np.ndarray:
     All ℓ layers equal U diag(z^{1/ℓ}) Uᵀ − Id, of norm max_i |z_i^{1/ℓ} − 1| ≤ e^{γ/ℓ} − 1,
     which is ≤ 3γ/ℓ when ℓ ≥ 3γ. Returns a float64 array of shape (depth, d, d).
     """
+    depth = _v.integer("depth", depth, minimum=1)
     R = _nf._as_square_float64(R, "R")
     if not np.array_equal(R, R.T):
         raise ValueError("factorize_psd needs a symmetric R; use factorize for a general R.")
@@ -232,8 +292,6 @@ def factorize_psd(R, depth: int) -> np.ndarray:
             f"R is not positive definite (smallest eigenvalue {z[0]:.3g}); use factorize, which "
             "handles any R with det R > 0."
         )
-    if not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}.")
     layer = (U * z ** (1.0 / depth)) @ U.T - np.eye(R.shape[0])
     return np.broadcast_to(layer, (depth, *R.shape)).copy()
 
@@ -258,8 +316,10 @@ def factorize(R, depth: int, *, require_bound: bool = False) -> np.ndarray:
       float64 NumPy array A* of shape (depth, d, d); its product equals R to float64
       precision (relative error ~ ℓ·d·1e-16).
     Raises:
-      ValueError: R not square or not finite, det R ≤ 0 (with the remedy), depth < 1,
-        or depth < 3γ with require_bound.
+      ValueError: R not square or not finite, R singular to float64 precision
+        (σ_min ≤ d·ε·σ_max), det R < 0 (with the remedy), depth < 1, or depth < 3γ with
+        require_bound.
+      TypeError: depth not an integer, R not an array of real numbers.
 
     Example:
       >>> import numpy as np
@@ -270,8 +330,7 @@ def factorize(R, depth: int, *, require_bound: bool = False) -> np.ndarray:
       >>> bool(np.allclose(P, R, atol=1e-12))
       True
     """
-    if not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}.")
+    depth = _v.integer("depth", depth, minimum=1)
     R, W, s, Vt = _check_factorizable(R)
     d = R.shape[0]
     g = float(max(abs(math.log(s[0])), abs(math.log(s[-1]))))

@@ -30,6 +30,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from resjax import validation as _v
+
+INIT_SCHEMES = ("paper", "standard", "fixup")
+NORMS = (None, "batch")
+HEADS = ("fixed", "trained")
+
 
 def paper_init(kernel: int, channels: int, residual: bool):
     """N(0, σ²) with σ = 1/(k²c) (residual) or 1/(k√c) (standard), Section 4."""
@@ -53,7 +59,7 @@ def block_inits(scheme: str, kernel: int, channels: int, total_blocks: int):
         return (paper_init(kernel, channels, False),) * 2
     if scheme == "fixup":
         return nn.initializers.variance_scaling(2.0 / total_blocks, "fan_in", "normal"), nn.initializers.zeros
-    raise ValueError(f"init_scheme {scheme!r}: expected 'paper', 'standard' or 'fixup'.")
+    _v.one_of("init_scheme", scheme, INIT_SCHEMES)
 
 
 class ResidualBlock(nn.Module):
@@ -70,6 +76,11 @@ class ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        if self.shortcut and self.stride > 1 and (x.shape[-3] % self.stride or x.shape[-2] % self.stride):
+            raise ValueError(
+                f"block {self.name}: a stride-{self.stride} shortcut average-pools its input, whose spatial size "
+                f"{x.shape[-3]}x{x.shape[-2]} is not divisible by {self.stride}; resize the images or change strides."
+            )
         inits = block_inits(self.init_scheme, 3, self.channels, self.total_blocks)
         conv = lambda stride, i, name: nn.Conv(
             self.channels, (3, 3), strides=stride, padding="SAME", use_bias=self.conv_bias, dtype=self.dtype,
@@ -120,6 +131,10 @@ class ResNet(nn.Module):
     dtype: Any = jnp.float32
     conv_bias: bool = False
 
+    def __post_init__(self):
+        check_options(self)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x, train: bool = False):
         k, c, stride = self.stem
@@ -139,8 +154,56 @@ class ResNet(nn.Module):
         return x @ (projection / math.sqrt(x.shape[-1]))
 
 
+OPTIONS = ("stem", "widths", "blocks", "strides", "shortcut", "init_scheme", "norm", "head", "head_seed", "conv_bias")
+
+
+def check_names(options) -> None:
+    """Refuses keyword arguments that are not network options, naming the nearest one."""
+    for name in options:
+        if name not in OPTIONS:
+            raise TypeError(f"unknown network option {name!r}{_v.suggest(name, OPTIONS)}; the options are "
+                            f"{', '.join(OPTIONS)} (num_classes and dtype are set separately).")
+
+
+def _positive_ints(name: str, value, length: int | None = None) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a list of positive integers, got {value!r}.")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must have {length} entries, got {len(value)}: {value!r}.")
+    return tuple(_v.integer(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value))
+
+
+def check_options(net: "ResNet") -> None:
+    """Refuses network options that would build something else than asked (Section 4's
+    family): unknown enumeration values (with the nearest allowed one), stage lists of
+    different lengths (zip would truncate them), non-positive sizes, and channel counts
+    that shrink along an identity shortcut (it zero-pads, it cannot drop channels)."""
+    _v.integer("num_classes", net.num_classes, minimum=1)
+    _v.integer("head_seed", net.head_seed, minimum=0)
+    _, channels, _ = _positive_ints("stem (kernel, channels, stride)", net.stem, 3)
+    stages = {name: _positive_ints(name, getattr(net, name)) for name in ("widths", "blocks", "strides")}
+    if len({len(v) for v in stages.values()}) != 1 or not stages["widths"]:
+        raise ValueError(
+            "widths, blocks and strides give one entry per stage and must have the same length ≥ 1, got "
+            + ", ".join(f"{name}={list(v)}" for name, v in stages.items()) + "."
+        )
+    for name in ("shortcut", "conv_bias"):
+        if not isinstance(getattr(net, name), bool):
+            raise TypeError(f"{name} must be true or false, got {getattr(net, name)!r}.")
+    _v.one_of("init_scheme", net.init_scheme, INIT_SCHEMES)
+    _v.one_of("norm", net.norm, NORMS)
+    _v.one_of("head", net.head, HEADS)
+    widths = (channels, *stages["widths"])
+    if net.shortcut and any(b < a for a, b in zip(widths, widths[1:])):
+        raise ValueError(
+            f"with shortcut=True the channels must not decrease from the stem's {channels} through widths "
+            f"{list(stages['widths'])}: the identity shortcut zero-pads channels and cannot drop any."
+        )
+
+
 def table1(num_classes: int = 10, **overrides) -> ResNet:
     """The CIFAR network of Table 1: 55 convolutions, widths 16 | 64, 128, 256, 9 blocks each."""
+    check_names(overrides.keys() - {"dtype"})
     return ResNet(num_classes=num_classes, **overrides)
 
 
@@ -148,6 +211,7 @@ def imagenet34(num_classes: int = 1000, **overrides) -> ResNet:
     """The all-convolutional variant of the 34-layer ResNet (Section 4): a 7x7 stride-2
     stem with 64 channels, no max-pool (a stride-2 first stage takes its place),
     stages of 3, 4, 6, 3 blocks with 64, 128, 256, 512 channels."""
+    check_names(overrides.keys() - {"dtype"})
     config = dict(stem=(7, 64, 2), widths=(64, 128, 256, 512), blocks=(3, 4, 6, 3), strides=(2, 2, 2, 2))
     return ResNet(num_classes=num_classes, **{**config, **overrides})
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from resjax import validation as _v
+
 # A 2x2 Schur block whose subdiagonal is below this (relative to the matrix norm)
 # is a pair of real eigenvalues that LAPACK left unsplit.
 _SPLIT_TOL = 1e-13
 
 
 def _as_square_float64(M, name: str) -> np.ndarray:
-    M = np.asarray(M, dtype=np.float64)
-    if M.ndim != 2 or M.shape[0] != M.shape[1]:
-        raise ValueError(f"{name} must be a square matrix of shape (d, d); got shape {M.shape}.")
-    if not np.all(np.isfinite(M)):
-        raise ValueError(f"{name} has non-finite entries (nan or inf); pass a finite matrix.")
+    """M as a finite float64 (d, d) NumPy array, d ≥ 1, or a TypeError/ValueError saying why not."""
+    M = np.asarray(_v.array(name, M), dtype=np.float64)
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] < 1:
+        raise ValueError(f"{name} must be a square matrix of shape (d, d), d ≥ 1; got shape {M.shape}.")
+    _v.finite(name, M)
     return M
 
 
@@ -67,6 +69,7 @@ def normal_form(M) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
 
 def rotation(theta: float) -> np.ndarray:
     """T(θ) = [[cos θ, −sin θ], [sin θ, cos θ]], the 2x2 rotation of Claim C.1."""
+    theta = _v.real("theta", theta)
     c, s = np.cos(theta), np.sin(theta)
     return np.array([[c, -s], [s, c]])
 
@@ -111,8 +114,19 @@ def rotation_planes(Q) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rotation_power(S: np.ndarray, thetas: np.ndarray, t: float) -> np.ndarray:
-    """Q^t = S diag(T(t θ_1), …, T(t θ_m), 1, …) Sᵀ, from :func:`rotation_planes` output."""
+    """Q^t = S diag(T(t θ_1), …, T(t θ_m), 1, …) Sᵀ, from :func:`rotation_planes` output.
+
+    S: (d, d) orthogonal; thetas: (m,) finite angles, m ≤ d/2; t: a finite real.
+    """
+    S = _as_square_float64(S, "S")
     d = S.shape[0]
+    if np.linalg.norm(S.T @ S - np.eye(d), 2) > 1e-8:
+        raise ValueError("S must be orthogonal (Sᵀ S = Id), as rotation_planes returns it.")
+    thetas = np.asarray(_v.array("thetas", thetas, (None,)), dtype=np.float64)
+    _v.finite("thetas", thetas)
+    if 2 * len(thetas) > d:
+        raise ValueError(f"{len(thetas)} rotation angles need 2·{len(thetas)} dimensions, but S is {d} x {d}.")
+    t = _v.real("t", t)
     D = np.eye(d)
     for k, theta in enumerate(thetas):
         D[2 * k : 2 * k + 2, 2 * k : 2 * k + 2] = rotation(t * theta)

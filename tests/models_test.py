@@ -73,7 +73,7 @@ def test_conv_bias_adds_one_zero_bias_per_channel_and_keeps_the_identity():
 
 
 def test_unknown_init_scheme_is_a_clear_error():
-    with pytest.raises(ValueError, match="expected 'paper', 'standard' or 'fixup'"):
+    with pytest.raises(ValueError, match="init_scheme='he' is not one of 'paper', 'standard', 'fixup'"):
         models.table1(10, **TINY, init_scheme="he").init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
 
 
