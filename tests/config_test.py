@@ -28,18 +28,22 @@ def test_configuration_states_its_command_and_expected_result_and_builds(name):
 
 
 def test_unknown_configuration_and_bad_override_are_clear_errors():
-    with pytest.raises(ValueError, match="available: paper, fast, cpu"):
+    with pytest.raises(ValueError, match="available: cpu, digits, fast, paper, tiny"):
         config.load("nope")
-    with pytest.raises(ValueError, match="expected key=value"):
+    with pytest.raises(ValueError, match="unknown field 'stepz' \\(did you mean 'steps'\\?\\)"):
         config.load("tiny").override(["stepz=3"])
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        config.load("tiny").override(["steps"])
 
 
 def test_override_of_one_network_field_keeps_the_others():
     base = config.load("cpu")
-    cfg = base.override(["model.conv_bias=false", "model.widths=[8, 16, 32]", "steps=3"])
-    assert cfg.model == {**base.model, "conv_bias": False, "widths": (8, 16, 32)} and cfg.steps == 3
+    cfg = base.override(["model.conv_bias=false", "model.widths=[16, 32, 128]", "steps=300"])
+    assert cfg.model == {**base.model, "conv_bias": False, "widths": (16, 32, 128)} and cfg.steps == 300
     assert config.load("cpu").model == base.model  # the loaded configuration is untouched
-    assert base.override(["model={\"widths\": [4]}"]).model == {"widths": [4]}
+    assert base.override(["model={\"widths\": [32, 64, 128]}"]).model == {"widths": [32, 64, 128]}
+    with pytest.raises(ValueError, match="same length"):  # zip used to truncate the stages silently
+        base.override(["model={\"widths\": [4]}"])
     with pytest.raises(ValueError, match="model.NAME"):
         base.override(["steps.x=3"])
     with pytest.raises(ValueError, match="model takes a JSON object"):

@@ -22,9 +22,9 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step():
     assert [float(lr(s)) for s in (0, 5, 10, 60, 110)] == pytest.approx([0.0, 0.1, 0.2, 0.1, 0.0], abs=1e-6)
 
 
-def test_unknown_schedule_is_a_clear_error():
-    with pytest.raises(ValueError, match="expected 'piecewise' or 'cosine'"):
-        step.schedule(TrainConfig(lr_schedule="linear"))
+def test_unknown_schedule_is_refused_by_the_configuration():
+    with pytest.raises(ValueError, match="'piecewise' or 'cosine'"):
+        TrainConfig(lr_schedule="linear")
 
 
 def test_label_smoothing_raises_the_loss_of_a_confident_correct_prediction():

@@ -1,84 +1,162 @@
-"""Training configuration: one frozen dataclass; files in ``configs/`` hold named instances.
+"""Training configuration: one frozen, validated dataclass; files in ``configs/`` hold named instances.
 
 Any field can be overridden from the command line: ``--set steps=1000 batch_size=256``;
 ``model.NAME=VALUE`` changes one field of the network and keeps the others.
-"""
 
-from __future__ import annotations
+Every configuration is validated completely when it is built, loaded or overridden,
+before any device work: types (strict: ``steps=1.5``, ``augment=1`` or ``seed=true``
+are refused, not rounded or cast), ranges, enumerations (with the nearest allowed value
+for a typo), cross-field rules, and the network options (by ``resjax.models``). The
+schema is a pydantic dataclass: the rules sit next to the fields they govern, every
+violation is reported at once with its field, value and expected type, and
+``dataclasses.replace`` re-validates. Rules that need the data or the devices (the
+class count, the batch split) are checked by the trainer before it compiles.
+"""
 
 import dataclasses
 import importlib
 import json
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from resjax import models
+from resjax import validation as _v
+
+from . import configs
+
+LR_SCHEDULES = ("piecewise", "cosine")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES}
+# Fields that change what is logged and saved, never the trained parameters: a resumed
+# run may change them freely (resjax.train.workdir).
+BOOKKEEPING = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+
+Positive = Annotated[int, Field(ge=1, lt=2**31)]  # step counters are int32 on the device
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1)]
 
 
-@dataclasses.dataclass(frozen=True)
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with every problem in one line."""
+
+
+@dataclass(frozen=True, config=pydantic.ConfigDict(extra="forbid", strict=True))
 class TrainConfig:
-    # model (resjax.models.ResNet fields; empty means Table 1)
-    model: dict = dataclasses.field(default_factory=dict)
-    num_classes: int = 10
+    # model (resjax.models.ResNet options; empty means Table 1)
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    num_classes: Positive = 10
     # data: an image folder (directory or .tar.gz per split, or a directory holding
-    # train.tar.gz and test.tar.gz), or "digits" (the embedded default)
-    data: str = "../shared/data/cifar10-jpeg"
-    train_split: str = "train"
-    test_split: str = "test"
+    # train.tar.gz and test.tar.gz), "tfds:NAME", or "digits" (the embedded default)
+    data: Name = "../shared/data/cifar10-jpeg"
+    train_split: Name = "train"
+    test_split: Name = "test"
     augment: bool = True  # random crops from 4-pixel padding and horizontal flips, on device
     eval_flip: bool = False  # test accuracy from the average logits of each image and its mirror image
     # optimisation (Section 4's recipe by default)
-    steps: int = 60_000
-    batch_size: int = 128
-    learning_rate: float = 0.05
-    lr_schedule: str = "piecewise"  # "piecewise" (divide by 1/lr_decay at lr_boundaries) or "cosine" (to 0 at steps)
-    lr_boundaries: tuple[int, ...] = (30_000, 50_000)
-    lr_decay: float = 0.1
-    warmup_steps: int = 0
-    momentum: float = 0.9
+    steps: Positive = 60_000
+    batch_size: Positive = 128
+    learning_rate: Rate = 0.05
+    lr_schedule: Literal[LR_SCHEDULES] = "piecewise"  # divide by 1/lr_decay at lr_boundaries, or cosine to 0 at steps
+    lr_boundaries: Annotated[tuple[Positive, ...], Field(strict=False)] = (30_000, 50_000)
+    lr_decay: Rate = 0.1
+    warmup_steps: Annotated[int, Field(ge=0, lt=2**31)] = 0
+    momentum: Fraction = 0.9
     nesterov: bool = False
-    label_smoothing: float = 0.0
-    weight_decay: float = 1e-4  # on convolution kernels only
-    grad_clip: float | None = None
-    compute_dtype: str = "auto"  # "auto": bfloat16 on GPU/TPU, float32 on CPU
+    label_smoothing: Fraction = 0.0
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-4  # on convolution kernels only
+    grad_clip: Rate | None = None
+    compute_dtype: Literal[COMPUTE_DTYPES] = "auto"  # "auto": bfloat16 on GPU/TPU, float32 on CPU
     # on a host without an accelerator, split the CPU into this many virtual devices: XLA's CPU
     # convolutions use two cores far better as 16 small data-parallel shards than as one big batch
-    cpu_devices: int | None = None
+    cpu_devices: Positive | None = None
     # bookkeeping
-    seed: int = 0
-    log_every: int = 100
-    eval_every: int = 5_000
-    checkpoint_every: int = 1_000
-    keep_checkpoints: int = 3
+    seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
+    log_every: Positive = 100
+    eval_every: Positive = 5_000
+    checkpoint_every: Positive = 1_000
+    keep_checkpoints: Positive = 3
+
+    def __post_init__(self):
+        """The rules that join fields (run after each field is valid on its own)."""
+        if any(b >= a for a, b in zip(self.lr_boundaries[1:], self.lr_boundaries)):
+            raise ValueError(f"lr_boundaries={list(self.lr_boundaries)} must be strictly increasing")
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must be below steps={self.steps}")
+        try:
+            models.check_names(self.model)
+            models.ResNet(num_classes=self.num_classes, **self.model)  # runs resjax.models.check_options
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"model: {str(e).rstrip('.')}") from None
 
     def override(self, assignments: list[str]) -> "TrainConfig":
-        """Applies ``key=value`` strings (``model.name=value`` for one network field); values
-        are JSON (numbers, lists, objects) or plain strings."""
+        """Applies ``key=value`` strings (``model.name=value`` for one network field).
+
+        Values of text fields (data, splits, enumerations) are taken as written; others
+        are JSON (numbers, true/false, null, lists, objects), else the plain string, which
+        the schema then refuses with the field's expected type. Raises ConfigError.
+        """
         fields = {f.name: f for f in dataclasses.fields(self)}
         changes = {"model": dict(self.model)}
         for item in assignments:
             key, sep, raw = item.partition("=")
             head, dot, sub = key.partition(".")
-            if not sep or head not in fields or (dot and (head != "model" or not sub)):
-                raise ValueError(
-                    f"cannot apply {item!r}: expected key=value with key one of {', '.join(fields)}, "
-                    "or model.NAME for one field of the network."
-                )
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                value = raw
-            if isinstance(value, list):
-                value = tuple(value)
+            if not sep or (dot and (head != "model" or not sub)):
+                raise ConfigError(f"cannot apply {item!r}: expected KEY=VALUE, or model.NAME=VALUE for one network option.")
+            if head not in fields:
+                raise ConfigError(f"cannot apply {item!r}: unknown field {head!r}{_v.suggest(head, fields)}; "
+                                  f"the fields are {', '.join(fields)}.")
+            value = raw if not dot and isinstance(fields[head].default, str) else _parse(raw)
             if key == "model" and not isinstance(value, dict):
-                raise ValueError(f"cannot apply {item!r}: model takes a JSON object, e.g. model='{{\"widths\": [16, 32]}}'.")
+                raise ConfigError(f"cannot apply {item!r}: model takes a JSON object, e.g. model='{{\"widths\": [16, 32]}}'.")
             if dot:
                 changes["model"][sub] = value
             else:
                 changes[key] = value
-        return dataclasses.replace(self, **changes)
+        return build(dataclasses.replace, self, **changes)
+
+
+def _parse(raw: str):
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    return tuple(value) if isinstance(value, list) else value
+
+
+def describe(error: pydantic.ValidationError) -> str:
+    """Every problem of a failed validation, one clause each: field, value, what was expected."""
+    problems = []
+    for e in error.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        if e["type"] == "unexpected_keyword_argument":
+            names = [f.name for f in dataclasses.fields(TrainConfig)]
+            problems.append(f"unknown field {loc!r}{_v.suggest(loc, names)}")
+        elif e["type"] == "value_error":
+            problems.append(str(e["ctx"]["error"]).rstrip("."))
+        elif e["type"] == "literal_error":
+            problems.append(f"{loc}={e['input']!r} is not one of {e['ctx']['expected']}"
+                            f"{_v.suggest(e['input'], CHOICES.get(loc, ()))}")
+        else:
+            problems.append(f"{loc}={e['input']!r}: {e['msg'][0].lower()}{e['msg'][1:]}")
+    return "; ".join(problems) + "."
+
+
+def build(factory, *args, **kwargs) -> TrainConfig:
+    """factory(*args, **kwargs) (TrainConfig or dataclasses.replace), with a ConfigError
+    naming every problem instead of pydantic's multi-line report."""
+    try:
+        return factory(*args, **kwargs)
+    except pydantic.ValidationError as e:
+        raise ConfigError(f"invalid configuration: {describe(e)}") from None
 
 
 def load(name: str) -> TrainConfig:
     """The CONFIG of ``resjax.train.configs.<name>``."""
-    try:
-        module = importlib.import_module(f"resjax.train.configs.{name}")
-    except ModuleNotFoundError:
-        raise ValueError(f"no configuration {name!r}; available: paper, fast, cpu, digits, tiny.") from None
-    return module.CONFIG
+    available = configs.names()
+    if name not in available:
+        raise ConfigError(f"no configuration {name!r}{_v.suggest(name, available)}; available: {', '.join(available)}.")
+    return importlib.import_module(f"resjax.train.configs.{name}").CONFIG

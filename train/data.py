@@ -18,6 +18,7 @@ import io
 import os
 import pathlib
 import tarfile
+import zlib
 
 import numpy as np
 
@@ -115,7 +116,8 @@ def load_image_folder(path, split: str | None = None, workers: int | None = None
 
     Raises:
       FileNotFoundError: path missing (says what layout is expected).
-      ValueError: no images found, a corrupt image, or images of different sizes.
+      ValueError: no images found, a corrupt image, images of different sizes, or a
+        tarball that is truncated or not a tar archive.
     """
     path = pathlib.Path(path)
     if not path.exists():
@@ -123,7 +125,13 @@ def load_image_folder(path, split: str | None = None, workers: int | None = None
             f"no data at {path}: expected a directory or .tar.gz holding <split>/<class>/<image> "
             "(for example cifar10/train/airplane/0000.jpg)."
         )
-    items = [(s, c, n, b) for s, c, n, b in _members(path, split) if split is None or s == split]
+    try:
+        items = [(s, c, n, b) for s, c, n, b in _members(path, split) if split is None or s == split]
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # not a tarball, truncated, unreadable
+        raise ValueError(
+            f"cannot read {path} as a directory or .tar.gz of images ({type(e).__name__}: {e}); "
+            "it may be truncated or not a tar archive: download or pack it again."
+        ) from None
     if not items:
         raise ValueError(
             f"no images{f' of split {split!r}' if split else ''} under {path}: expected <split>/<class>/<image> "

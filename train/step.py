@@ -23,8 +23,6 @@ def schedule(config: TrainConfig) -> optax.Schedule:
     step (short runs), after an optional linear warm-up."""
     if config.lr_schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps, config.steps)
-    if config.lr_schedule != "piecewise":
-        raise ValueError(f"lr_schedule {config.lr_schedule!r}: expected 'piecewise' or 'cosine'.")
     steps = optax.piecewise_constant_schedule(
         config.learning_rate, {b: config.lr_decay for b in config.lr_boundaries}
     )
