@@ -8,9 +8,14 @@ replayed from .hypothesis/).
 """
 
 import os
+import subprocess
+import sys
 
 import jax
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
+from PIL import Image
 
 # Tests compare with float64 references; the library itself never sets this.
 jax.config.update("jax_enable_x64", True)
@@ -24,3 +29,36 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 if PROFILE not in ("ci", "thorough"):
     raise SystemExit(f"HYPOTHESIS_PROFILE={PROFILE!r}: use 'ci' (the default) or 'thorough'.")
 settings.load_profile(PROFILE)
+
+
+@pytest.fixture(scope="session")
+def folder(tmp_path_factory):
+    """A tiny image folder: 2 separable classes of 8x8 images, 32 + 8 per class."""
+    root = tmp_path_factory.mktemp("images") / "ds"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 32), ("test", 8)):
+        for c, level in (("dark", 40), ("light", 200)):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray((level + rng.integers(0, 40, (8, 8, 3))).astype(np.uint8)).save(d / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def train():
+    """Runs ``resjax train --config tiny`` on a data folder in a subprocess (waits, or
+    returns the Popen with wait=False); ``devices`` virtual CPU devices."""
+
+    def run(workdir, folder, *extra, devices=1, wait=True, flags=()):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+        env.pop("XLA_FLAGS", None)
+        if devices:
+            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        cmd = [sys.executable, "-m", "resjax.cli", "train", "--config", "tiny", "--quiet", *flags,
+               "--workdir", str(workdir), "--set", f"data={folder}", "num_classes=2", *extra]
+        if not wait:
+            return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    return run

@@ -10,37 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from resjax.train import loop
-
-BASE = ["--config", "tiny", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images") / "ds"
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 32), ("test", 8)):
-        for c, level in (("dark", 40), ("light", 200)):
-            d = root / split / c
-            d.mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray((level + rng.integers(0, 40, (8, 8, 3))).astype(np.uint8)).save(d / f"{i:04d}.png")
-    return root
-
-
-def train(workdir, folder, *extra, devices=1, wait=True, flags=()):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    cmd = [sys.executable, "-m", "resjax.cli", "train", *BASE, *flags, "--workdir", str(workdir),
-           "--set", f"data={folder}", *extra]
-    if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-
 
 def params(workdir):
     return loop.load_checkpoint(workdir)["params"]
@@ -54,7 +25,7 @@ def assert_trees_close(a, b, **tol):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, folder):
+def reference(tmp_path_factory, folder, train):
     workdir = tmp_path_factory.mktemp("reference")
     out = train(workdir, folder)
     assert out.returncode == 0, out.stderr
@@ -72,21 +43,21 @@ def test_tiny_run_learns_and_writes_its_record(reference):
     assert sorted(int(p.name) for p in (reference / "checkpoints").iterdir() if p.name.isdigit())[-1] == 20
 
 
-def test_sharded_over_four_devices_equals_one_device(tmp_path, folder, reference):
+def test_sharded_over_four_devices_equals_one_device(tmp_path, folder, reference, train):
     out = train(tmp_path, folder, devices=4)
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 4
     assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)
 
 
-def test_config_splits_the_cpu_into_virtual_devices_unless_xla_flags_chose(tmp_path, folder, reference):
+def test_config_splits_the_cpu_into_virtual_devices_unless_xla_flags_chose(tmp_path, folder, reference, train):
     out = train(tmp_path, folder, "cpu_devices=2", devices=None)
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 2
     assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)
 
 
-def test_sigkill_then_resume_ends_with_the_same_parameters(tmp_path, folder, reference):
+def test_sigkill_then_resume_ends_with_the_same_parameters(tmp_path, folder, reference, train):
     proc = train(tmp_path, folder, "checkpoint_every=2", wait=False)
     deadline = time.time() + 300
     while time.time() < deadline and not (tmp_path / "checkpoints" / "6").exists():
@@ -100,7 +71,7 @@ def test_sigkill_then_resume_ends_with_the_same_parameters(tmp_path, folder, ref
     assert_trees_close(params(tmp_path), params(reference), rtol=0, atol=0)
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, folder):
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, folder, train):
     out = train(tmp_path, folder, "learning_rate=1e30", "checkpoint_every=1", "log_every=1")
     assert out.returncode == 3
     assert "non-finite" in out.stderr and "last good checkpoint" in out.stderr
@@ -110,12 +81,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, fold
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state["params"]))
 
 
-def test_missing_data_is_a_clear_error(tmp_path):
+def test_missing_data_is_a_clear_error(tmp_path, train):
     out = train(tmp_path, tmp_path / "nowhere")
     assert out.returncode == 2 and "expected a directory or .tar.gz" in out.stderr
 
 
-def test_two_processes_with_two_devices_each_equal_one_process(tmp_path, folder, reference):
+def test_two_processes_with_two_devices_each_equal_one_process(tmp_path, folder, reference, train):
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
@@ -139,10 +110,10 @@ def test_embedded_digits_default_trains_without_any_download(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["test_accuracy"] > 0.9
 
 
-def test_summary_reuses_the_last_evaluation_and_a_finished_run_still_reports(tmp_path, folder, monkeypatch):
+def test_summary_reuses_the_last_evaluation_and_a_finished_run_reports_without_writing(tmp_path, folder, monkeypatch):
     from resjax.train import config
 
-    cfg = config.load("tiny").override([f"data={folder}", "steps=4", "eval_every=2", "checkpoint_every=4"])
+    cfg = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=4", "eval_every=2", "checkpoint_every=4"])
     train_set, test_set = loop.load_splits(cfg)
     calls = []
     evaluate = loop.Trainer.evaluate
@@ -151,5 +122,9 @@ def test_summary_reuses_the_last_evaluation_and_a_finished_run_still_reports(tmp
     assert len(calls) == 2  # steps 2 and 4; the summary takes step 4's
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert summary["test_accuracy"] == [r for r in rows if "test_accuracy" in r][-1]["test_accuracy"]
-    again = loop.Trainer(cfg, tmp_path, train_set, test_set, progress=False).run()  # resumes at the end
-    assert len(calls) == 3 and again["resumed_from"] == 4 and again["test_accuracy"] == summary["test_accuracy"]
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    again = loop.Trainer(cfg, tmp_path, train_set, test_set, progress=False).run()  # already at the end
+    assert again["already_complete"] and len(calls) == 2  # reported from summary.json, not evaluated again
+    assert again["test_accuracy"] == summary["test_accuracy"]
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir() if not p.name.startswith("lock")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("lock")}  # nothing rewritten

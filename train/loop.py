@@ -18,6 +18,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 import time
 
 import jax
@@ -30,6 +31,7 @@ from resjax import models
 
 from . import data as data_mod
 from . import step as step_mod
+from . import workdir as workdir_mod
 from .config import TrainConfig
 
 
@@ -87,6 +89,33 @@ def split_cpu(count: int | None) -> None:
         jax.config.update("jax_num_cpu_devices", count)
 
 
+def validate(config: TrainConfig, train_set: data_mod.ImageSet, test_set: data_mod.ImageSet) -> None:
+    """The rules that need the data and the devices, checked before anything compiles:
+    num_classes equals the data's class count, the batch splits evenly over the devices,
+    the network accepts the images' size. Raises ValueError."""
+    names = train_set.class_names
+    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    if config.num_classes != len(names):
+        raise ValueError(
+            f"num_classes={config.num_classes}, but the data {config.data!r} has {len(names)} classes ({shown}); "
+            f"set num_classes={len(names)}."
+        )
+    for split in (train_set, test_set):
+        if len(split.labels) == 0 or split.labels.min() < 0 or split.labels.max() >= config.num_classes:
+            raise ValueError(f"labels of {config.data!r} must lie in [0, {config.num_classes}) and not be empty.")
+    if train_set.images.shape[1:] != test_set.images.shape[1:]:
+        raise ValueError(f"train images {train_set.images.shape[1:]} and test images {test_set.images.shape[1:]} "
+                         "differ in size; resize them to one size.")
+    devices = jax.device_count()
+    if config.batch_size % devices:
+        raise ValueError(
+            f"batch_size={config.batch_size} does not split evenly over {devices} devices; use a multiple of "
+            f"{devices} (e.g. {max(devices, config.batch_size // devices * devices)})."
+        )
+    model = models.ResNet(num_classes=config.num_classes, **config.model)
+    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *train_set.images.shape[1:]), jnp.float32))
+
+
 def make_mesh():
     return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
@@ -100,13 +129,13 @@ class Trainer:
     train_set: data_mod.ImageSet
     test_set: data_mod.ImageSet
     progress: bool = True
+    allow_config_change: bool = False  # resume a checkpoint with a configuration that changes training
+    command: str = ""  # recorded in the workdir's lock, for whoever finds it in use
 
     def __post_init__(self):
         cfg = self.config
-        if cfg.batch_size % jax.device_count():
-            raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over {jax.device_count()} devices.")
+        validate(cfg, self.train_set, self.test_set)
         self.workdir = pathlib.Path(self.workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.dtype = compute_dtype(cfg)
         self.model = models.ResNet(num_classes=cfg.num_classes, dtype=self.dtype, **cfg.model)
         self.mesh = make_mesh()
@@ -130,12 +159,6 @@ class Trainer:
             out_shardings=self.replicated,
         )
         self.key = jax.random.key(cfg.seed)
-        self.checkpoints = ocp.CheckpointManager(
-            (self.workdir / "checkpoints").absolute(),
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=cfg.keep_checkpoints, enable_async_checkpointing=False, create=True
-            ),
-        )
 
     def init_state(self):
         shape = self.train_set.images.shape[1:]
@@ -149,9 +172,8 @@ class Trainer:
         }
         return jax.device_put(state, self.replicated)
 
-    def restore_or_init(self):
+    def restore_or_init(self, latest: int | None):
         state = self.init_state()
-        latest = self.checkpoints.latest_step()
         if latest is None:
             return state
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
@@ -180,13 +202,56 @@ class Trainer:
         return {"test_accuracy": correct / len(labels), "test_loss": loss / len(labels)}
 
     def run(self) -> dict:
+        """Trains from the workdir's latest checkpoint (or from scratch) to ``config.steps``,
+        holding the workdir's lock; returns the summary. A run already at ``steps`` returns
+        its stored summary (``already_complete``) and writes nothing.
+
+        Raises:
+          workdir.WorkdirError: the workdir is in use, its checkpoint was trained with a
+            different configuration (unless allow_config_change), or it is beyond ``steps``.
+          NonFiniteLoss: the loss or the parameters became nan or inf.
+        """
+        with workdir_mod.Lock(self.workdir, jax.process_index(), self.command) as lock:
+            self.checkpoints = ocp.CheckpointManager(
+                (self.workdir / "checkpoints").absolute(),
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=self.config.keep_checkpoints, enable_async_checkpointing=False, create=True
+                ),
+            )
+            with self.checkpoints:
+                return self._run(self.checkpoints.latest_step(), lock.stale_note())
+
+    def _finished(self, checkpoint_step: int) -> dict | None:
+        """The record of a run whose checkpoint is at or beyond ``steps``: nothing is trained or written."""
+        if checkpoint_step > self.config.steps:
+            raise workdir_mod.WorkdirError(
+                f"the run in {self.workdir} is already at step {checkpoint_step}, beyond steps={self.config.steps}: nothing "
+                "to do, and nothing was changed. Training cannot go back; use another --workdir to train to "
+                f"step {self.config.steps}."
+            )
+        path = self.workdir / "summary.json"
+        if path.exists():
+            return {**json.loads(path.read_text()), "already_complete": True}
+        return None  # killed after its last checkpoint, before its summary: _run evaluates and writes it
+
+    def _run(self, checkpoint_step: int | None, stale_lock: str | None) -> dict:
         from tqdm import tqdm
 
         cfg = self.config
-        state = self.restore_or_init()
-        start_step = int(state["step"])
         lead = jax.process_index() == 0
-        log = MetricsLog(self.workdir if lead else None)
+        workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change, write=False)
+        if checkpoint_step is not None and checkpoint_step >= cfg.steps:
+            finished = self._finished(checkpoint_step)
+            if finished is not None:
+                return finished
+        if lead and stale_lock:
+            print(f"resjax train: {stale_lock}", file=sys.stderr)
+        if lead:
+            workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change)
+            workdir_mod.trim_metrics(self.workdir, checkpoint_step or 0)
+        state = self.restore_or_init(checkpoint_step)
+        start_step = int(state["step"])
+        log = MetricsLog(self.workdir if lead else None, purge_step=start_step + 1)
         n = len(self.train_set.labels)
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
@@ -220,7 +285,6 @@ class Trainer:
         finally:
             bar.close()
             log.close()
-            self.checkpoints.wait_until_finished()
         elapsed = time.perf_counter() - t0
         summary = {
             "config": dataclasses.asdict(cfg),
@@ -244,13 +308,14 @@ class MetricsLog:
     """Metrics as JSON lines (metrics.jsonl) and TensorBoard scalars (tensorboard/); a
     process other than the first passes workdir=None and writes nothing."""
 
-    def __init__(self, workdir: pathlib.Path | None):
+    def __init__(self, workdir: pathlib.Path | None, purge_step: int | None = None):
         self.jsonl = self.board = None
         if workdir is not None:
             from tensorboardX import SummaryWriter
 
             self.jsonl = (workdir / "metrics.jsonl").open("a")
-            self.board = SummaryWriter(str(workdir / "tensorboard"))
+            # TensorBoard hides the events a killed run logged after the checkpoint resumed from
+            self.board = SummaryWriter(str(workdir / "tensorboard"), purge_step=purge_step)
 
     def write(self, row: dict) -> None:
         if self.jsonl is None:
@@ -268,12 +333,20 @@ class MetricsLog:
             self.board.close()
 
 
+def latest_step(workdir) -> int | None:
+    """The step of the workdir's latest checkpoint, None when it has none."""
+    path = (pathlib.Path(workdir) / "checkpoints").absolute()
+    if not path.is_dir():
+        return None
+    with ocp.CheckpointManager(path) as manager:
+        return manager.latest_step()
+
+
 def load_checkpoint(workdir, step: int | None = None) -> dict:
     """The saved state of a run (latest step by default), as host arrays, whatever the
     device topology that saved it."""
     path = (pathlib.Path(workdir) / "checkpoints").absolute()
-    with ocp.CheckpointManager(path) as manager:
-        step = manager.latest_step() if step is None else step
+    step = latest_step(workdir) if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint under {path}")
     item = path / str(step) / "default"
