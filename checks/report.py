@@ -1,18 +1,55 @@
-"""Reports: the table, the JSON file, witness files, and replay of a witness."""
+"""Reports: the table, the JSON file, witness files, and replay of a witness.
+
+A witness file (format 2) carries the statement's id and a digest of its wording, the
+format version, and the instance with its keys and dtypes. Replay refuses, with a
+message that says what to do, a file of another format, an unknown id, a statement
+whose wording changed since the file was written, keys, dtypes or dimensions that are
+not the statement's, and an instance its evaluation cannot run on.
+"""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import pathlib
 
 import jax
 import numpy as np
+from hypothesis import Phase, find, settings
 
 import resjax
+from resjax import validation as _v
 
 from . import registry
 from .runner import Result, evaluator
+from .statement import Statement
+
+WITNESS_FORMAT = 2
+
+
+class WitnessError(ValueError):
+    """A witness file that cannot be replayed; the message says why and what to do."""
+
+
+def digest(statement: Statement) -> str:
+    """Identifies a statement's wording: a witness is only evidence about the statement it was found for."""
+    text = json.dumps([statement.id, statement.ref, statement.text, statement.printed])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_REFERENCES: dict[tuple, dict] = {}
+
+
+def reference_instance(statement: Statement) -> dict:
+    """One instance of the statement, from its simplest spec: the keys, dtypes and
+    dimensions every instance of it has."""
+    key = (statement.id, statement.specs, statement.build)
+    if key not in _REFERENCES:
+        quiet = settings(database=None, phases=[Phase.generate, Phase.shrink], max_examples=1)
+        spec = find(statement.specs("quick"), lambda _: True, settings=quiet)
+        _REFERENCES[key] = {k: np.asarray(v)[0] for k, v in statement.build(spec, 1).items()}
+    return _REFERENCES[key]
 
 
 def witness_file(result: Result, directory) -> pathlib.Path:
@@ -21,7 +58,10 @@ def witness_file(result: Result, directory) -> pathlib.Path:
     path = pathlib.Path(directory) / (s.id.replace("/", "__").replace(">", "gt") + ".json")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
+        "format": WITNESS_FORMAT,
         "statement": s.id,
+        "statement_digest": digest(s),
+        "keys": sorted(result.witness),
         "ref": s.ref,
         "text": s.text,
         "printed": s.printed,
@@ -37,27 +77,65 @@ def witness_file(result: Result, directory) -> pathlib.Path:
     return path
 
 
-def load_witness(path) -> tuple[str, dict]:
-    """Returns (statement id, instance) from a witness file, with a clear error if malformed."""
+def load_witness(path, statements=registry.STATEMENTS, only=None) -> tuple[Statement, dict]:
+    """(statement, instance) from a witness file, after checking that the file is a
+    witness of this format, of a known statement in its current wording (one of
+    ``only`` when given), and that its instance has that statement's keys, dtypes and
+    dimensions. Raises WitnessError."""
     path = pathlib.Path(path)
+    rerun = "run `resjax check --only ID` to write a fresh witness"
     try:
         payload = json.loads(path.read_text())
-        instance = {k: np.asarray(v, dtype=payload["dtypes"][k]) for k, v in payload["instance"].items()}
-        return payload["statement"], instance
     except FileNotFoundError:
-        raise SystemExit(f"resjax check --replay: no witness file at {path}.") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise SystemExit(
-            f"resjax check --replay: {path} is not a witness file written by resjax check ({e!r})."
-        ) from None
+        raise WitnessError(f"no witness file at {path}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WitnessError(f"{path} is not a witness file written by resjax check ({e}).") from None
+    if not isinstance(payload, dict) or payload.get("format") != WITNESS_FORMAT:
+        found = payload.get("format", "none") if isinstance(payload, dict) else "none"
+        raise WitnessError(f"{path} has witness format {found}, this resjax reads format {WITNESS_FORMAT}; {rerun}.")
+    ids = [s.id for s in statements]
+    sid = payload.get("statement")
+    if sid not in ids:
+        raise WitnessError(f"{path} is a witness of {sid!r}, which is not a statement of this checker"
+                           f"{_v.suggest(sid, ids)}; known ids: {', '.join(ids)}.")
+    if only and sid not in only:
+        raise WitnessError(f"{path} is a witness of {sid!r}, not of {', '.join(only)}.")
+    statement = registry.get(sid, statements)
+    if payload.get("statement_digest") != digest(statement):
+        raise WitnessError(f"{path} was written for a different wording of {sid} than this checker's "
+                           f"(resjax {payload.get('resjax', '?')}); {rerun.replace('ID', sid)}.")
+    return statement, _instance(path, payload, statement)
 
 
-def replay(path, statements=registry.STATEMENTS) -> Result:
-    """Re-evaluates a witness on its own: the statement's slack at that one instance."""
-    statement_id, instance = load_witness(path)
-    statement = registry.get(statement_id, statements)
-    with jax.enable_x64(True):
-        out = evaluator(statement)({k: v[None] for k, v in instance.items()})
+def _instance(path, payload: dict, statement: Statement) -> dict:
+    """The witness's arrays, checked against the statement's reference instance."""
+    want = reference_instance(statement)
+    try:
+        raw, dtypes, keys = payload["instance"], payload["dtypes"], payload["keys"]
+        if not (sorted(raw) == sorted(dtypes) == list(keys) == sorted(want)):
+            raise WitnessError(f"{path} has instance keys {sorted(raw)} (listed: {keys}); {statement.id} takes "
+                               f"{sorted(want)}.")
+        instance = {k: np.asarray(raw[k], dtype=dtypes[k]) for k in keys}
+    except WitnessError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise WitnessError(f"{path} has a damaged instance ({type(e).__name__}: {e}).") from None
+    for k, v in instance.items():
+        if v.dtype.kind != want[k].dtype.kind or v.ndim != want[k].ndim:
+            raise WitnessError(f"{path}: {k} is a {v.ndim}-dimensional {v.dtype} array; {statement.id} takes a "
+                               f"{want[k].ndim}-dimensional {want[k].dtype.name} array.")
+    return instance
+
+
+def replay(path, statements=registry.STATEMENTS, only=None) -> Result:
+    """Re-evaluates a witness on its own: the statement's slack at that one instance.
+    Raises WitnessError for a file that is not a valid witness (see load_witness)."""
+    statement, instance = load_witness(path, statements, only)
+    try:
+        with jax.enable_x64(True):
+            out = evaluator(statement)({k: v[None] for k, v in instance.items()})
+    except (ValueError, TypeError, IndexError, KeyError, np.linalg.LinAlgError) as e:
+        raise WitnessError(f"{path}: the instance does not fit {statement.id} ({type(e).__name__}: {e}).") from None
     quantities = {k: float(np.asarray(v)[0]) for k, v in out.items()}
     slack = quantities["slack"]
     status = "falsified" if not slack >= 0 else "verified"
@@ -81,8 +159,9 @@ def table(results: list[Result]) -> str:
 
 
 def details(r: Result) -> str:
-    """The statement and the quantities at its least-slack instance, one block."""
-    q = ", ".join(f"{k}={_fmt(v)}" for k, v in r.quantities.items())
+    """The statement and the quantities at its least-slack instance, one block (a
+    quantity that was not computed on that instance, NaN, is left out)."""
+    q = ", ".join(f"{k}={_fmt(v)}" for k, v in r.quantities.items() if k == "slack" or not np.isnan(v))
     note = f"\n    ({r.statement.note})" if r.statement.note else ""
     return f"{r.statement.id} [{r.statement.ref}] {r.status}: {r.statement.text}{note}\n    {q}"
 

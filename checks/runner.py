@@ -50,7 +50,8 @@ def evaluator(statement: Statement):
             def loop(batch):
                 n = len(next(iter(batch.values())))
                 rows = [statement.evaluate(row(batch, i)) for i in range(n)]
-                return {k: np.asarray([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in rows[0]}
+                keys = dict.fromkeys(k for r in rows for k in r)  # a quantity some rows do not compute is NaN there
+                return {k: np.asarray([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in keys}
 
             _EVALUATORS[key] = loop
     return _EVALUATORS[key]

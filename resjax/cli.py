@@ -1,11 +1,7 @@
 """The ``resjax`` command: argument parsing and printing only.
 
-  resjax check                       quick profile of the theorem checker, prints the report
-  resjax check --profile thorough    hours of sampling and attack
-  resjax check --json report.json    also writes the report as JSON
-  resjax check --replay FILE         re-checks one witness file on its own
-  resjax train --config paper        Section 4's CIFAR recipe (resumes from the workdir's checkpoints)
-  resjax train --config digits        the embedded default: 8x8 digits, about 40 s on 2 CPU cores
+Bad input ends with exit status 2 and one line on stderr that says what is wrong and
+what to do, before anything compiles; never with a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +11,34 @@ import json
 import os
 import pathlib
 import sys
+
+import resjax
+
+DESCRIPTION = """\
+resjax: the reference implementation of "Identity Matters in Deep Learning"
+(Hardt & Ma, ICLR 2017).
+
+  resjax check                      audit every statement of the paper numerically (float64)
+  resjax check --replay FILE        re-check one saved counterexample
+  resjax train                      train the embedded default (8x8 digits, no download)
+  resjax train --config paper --set data=DIR    Section 4's CIFAR-10 recipe
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default, unless it is None or False (nothing to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _fail(command: str, error) -> int:
+    """One line on stderr, exit status 2."""
+    print(f"resjax {command}: {' '.join(str(error).split())}", file=sys.stderr)
+    return 2
 
 
 def _use_compilation_cache() -> None:
@@ -31,21 +55,40 @@ def _use_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
+def _writable(path: str, what: str) -> None:
+    """Refuses an output path that cannot be written, before hours of work would end there."""
+    p = pathlib.Path(path)
+    if (what == "file" and p.is_dir()) or (what == "directory" and p.exists() and not p.is_dir()):
+        raise ValueError(f"{path} must be a {what}, but it is {'a directory' if p.is_dir() else 'a file'}.")
+    parent = p if what == "directory" else p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create {parent}: {e.strerror}.") from None
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{parent} is not writable.")
+
+
 def _check(args) -> int:
     from tqdm import tqdm
 
     from resjax.checks import registry, report, runner
 
     if args.replay:
-        result = report.replay(args.replay)
+        try:
+            result = report.replay(args.replay, only=args.only)
+        except report.WitnessError as e:
+            return _fail("check", e)
         print(report.details(result))
         print(f"replay of {args.replay}: {result.statement.id} is {result.status} on this instance")
         return report.exit_code([result])
     try:
         statements = registry.select(args.only)
-    except KeyError as e:
-        print(f"resjax check: {e.args[0]}", file=sys.stderr)
-        return 2
+        _writable(args.witness_dir, "directory")
+        if args.json:
+            _writable(args.json, "file")
+    except (KeyError, ValueError) as e:
+        return _fail("check", e.args[0])
     _use_compilation_cache()
     with tqdm(statements, desc="checking", unit="statement", file=sys.stderr, disable=args.quiet) as bar:
         results = runner.run(bar, args.profile, progress=lambda s: bar.set_postfix_str(s.id))
@@ -58,7 +101,6 @@ def _check(args) -> int:
         print(report.details(r))
     if args.json:
         path = pathlib.Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report.to_json(results, args.profile), indent=1))
         print(f"\nJSON report: {path}")
     code = report.exit_code(results)
@@ -67,28 +109,67 @@ def _check(args) -> int:
     return code
 
 
-def _train(args) -> int:
-    import jax
-
-    if args.num_processes > 1:  # before anything touches a device
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+def _train_setup(args):
+    """Configuration, data and trainer, all validated; raises ValueError/TypeError/OSError."""
     from resjax.train import config as config_mod
     from resjax.train import loop
 
-    try:
-        cfg = config_mod.load(args.config).override(args.set or [])
-        train_set, test_set = loop.load_splits(cfg)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"resjax train: {e}", file=sys.stderr)
-        return 2
-    loop.split_cpu(cfg.cpu_devices)
+    cfg = config_mod.load(args.config).override(args.set or [])
     workdir = pathlib.Path(args.workdir or f"runs/{args.config}")
-    trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir {workdir} is a file; give a directory.")
+    train_set, test_set = loop.load_splits(cfg)
+    loop.split_cpu(cfg.cpu_devices)
+    return cfg, workdir, train_set, test_set
+
+
+def _dry_run(trainer) -> int:
+    """Prints what a run would do: the resolved configuration, devices, data, and the workdir's state."""
+    import dataclasses
+
+    import jax
+
+    from resjax.train import loop, workdir as workdir_mod
+
+    cfg = trainer.config
+    print(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+    print(f"data: {len(trainer.train_set.labels)} training and {len(trainer.test_set.labels)} test images of "
+          f"shape {trainer.train_set.images.shape[1:]}, {cfg.num_classes} classes")
+    step = loop.latest_step(trainer.workdir)
+    workdir_mod.check_free(trainer.workdir, jax.process_index())
+    diff = workdir_mod.reconcile(trainer.workdir, cfg, step, trainer.allow_config_change, write=False)
+    if step is not None and step > cfg.steps:
+        raise workdir_mod.WorkdirError(f"the run in {trainer.workdir} is already at step {step}, beyond steps={cfg.steps}.")
+    plan = "start from scratch" if step is None else "nothing to do: complete" if step == cfg.steps else f"resume at step {step}"
+    changed = f", changing {', '.join(diff)}" if diff else ""
+    print(f"dry run: would {plan}{changed}, in {trainer.workdir} on {jax.device_count()} device(s); nothing was written.")
+    return 0
+
+
+def _train(args) -> int:
+    import jax
+
+    from resjax.train import loop, workdir as workdir_mod
+
+    if args.num_processes > 1:  # before anything touches a device
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     try:
+        cfg, workdir, train_set, test_set = _train_setup(args)
+        trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet,
+                               allow_config_change=args.allow_config_change, command=" ".join(["resjax", *sys.argv[1:]]))
+        if args.dry_run:
+            return _dry_run(trainer)
         summary = trainer.run()
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        return _fail("train", e)
     except loop.NonFiniteLoss as e:
         print(f"resjax train: stopped: {e}", file=sys.stderr)
         return 3
+    if summary.get("already_complete"):
+        print(f"already complete: the run in {workdir} finished its {summary['steps']} steps before (test accuracy "
+              f"{summary['test_accuracy']:.4f}); nothing was trained or written. Raise steps with "
+              "--allow-config-change to train further.")
+        return 0
     print(
         f"done: {summary['steps']} steps in {summary['seconds']:.0f} s ({summary['images_per_s']:.0f} images/s on "
         f"{summary['devices']} {summary['backend']} device(s)); test accuracy {summary['test_accuracy']:.4f}. "
@@ -97,25 +178,68 @@ def _train(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="resjax", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="check the paper's statements numerically (float64)")
-    check.add_argument("--profile", choices=["quick", "thorough"], default="quick")
-    check.add_argument("--json", metavar="PATH", help="write the report as JSON")
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 10.0.0.1:12355)")
+    return value
+
+
+def _count(minimum: int):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{n} is below {minimum}")
+        return n
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    from resjax.train.configs import names
+
+    p = argparse.ArgumentParser(prog="resjax", description=DESCRIPTION, formatter_class=_Formatter)
+    p.add_argument("--version", action="version", version=f"resjax {resjax.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{check,train}")
+    check = sub.add_parser("check", help="check the paper's statements numerically (float64)", formatter_class=_Formatter,
+                           description="Check every statement of the paper on drawn and attacked instances.")
+    check.add_argument("--profile", choices=["quick", "thorough"], default="quick",
+                       help="quick: seconds per statement, deterministic; thorough: hours of sampling, "
+                            "shrinking and attack")
+    check.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     check.add_argument("--witness-dir", default="witnesses", help="where counterexamples are saved")
-    check.add_argument("--replay", metavar="FILE", help="re-check one witness file")
-    check.add_argument("--only", nargs="+", metavar="ID", help="check only these statement ids")
+    check.add_argument("--replay", metavar="FILE", help="re-check one witness file on its own")
+    check.add_argument("--only", nargs="+", metavar="ID",
+                       help="check only these statement ids (with --replay: the witness must be one of them)")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
-    train = sub.add_parser("train", help="train a Section 4 network (data-parallel over all devices)")
-    train.add_argument("--config", default="paper", help="paper, fast, cpu, digits or tiny (train/configs)")
-    train.add_argument("--workdir", help="checkpoints, metrics and plots (default runs/CONFIG); resumes from it")
-    train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override configuration fields")
+    train = sub.add_parser("train", help="train a Section 4 network (data-parallel over all devices)",
+                           formatter_class=_Formatter,
+                           description="Train a Section 4 network; a run resumes from the checkpoints in its workdir.")
+    train.add_argument("--config", default="digits",
+                       help=f"a named configuration: {', '.join(names())} (train/configs); digits needs no download")
+    train.add_argument("--workdir", help="checkpoints, metrics and plots; resumes from it (default: runs/CONFIG)")
+    train.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                       help="override configuration fields; model.NAME=VALUE for one network option")
+    train.add_argument("--allow-config-change", action="store_true",
+                       help="resume a checkpoint with a configuration that differs from the one it was trained with")
+    train.add_argument("--dry-run", action="store_true",
+                       help="validate configuration, data, devices and workdir, print the plan, train nothing")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument("--coordinator", default="localhost:12355", help="jax.distributed coordinator HOST:PORT")
-    train.add_argument("--num-processes", type=int, default=1, help="processes (hosts) in the run")
-    train.add_argument("--process-id", type=int, default=0, help="this process's index")
-    args = parser.parse_args(argv)
+    train.add_argument("--coordinator", default="localhost:12355", type=_host_port,
+                       help="jax.distributed coordinator HOST:PORT")
+    train.add_argument("--num-processes", type=_count(1), default=1, help="processes (hosts) in the run")
+    train.add_argument("--process-id", type=_count(0), default=0, help="this process's index")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "train" and args.process_id >= args.num_processes:
+        p.error(f"--process-id {args.process_id} must be below --num-processes {args.num_processes}")
     return _check(args) if args.command == "check" else _train(args)
 
 

@@ -90,13 +90,54 @@ def test_unknown_statement_id_is_a_clear_error():
         registry.get("thm-9.9")
 
 
-def test_replay_rejects_a_file_that_is_not_a_witness(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"hello": 1}))
-    with pytest.raises(SystemExit, match="not a witness file"):
-        report.replay(bad)
-    with pytest.raises(SystemExit, match="no witness file"):
+@pytest.fixture(scope="module")
+def lemma_2_4_witness(tmp_path_factory):
+    result = runner.check(registry.get("lemma-2.4"), "quick")
+    assert result.status == "falsified"
+    return report.witness_file(result, tmp_path_factory.mktemp("witnesses"))
+
+
+def test_witness_file_carries_its_statement_format_and_keys(lemma_2_4_witness):
+    payload = json.loads(lemma_2_4_witness.read_text())
+    assert payload["format"] == report.WITNESS_FORMAT and payload["statement"] == "lemma-2.4"
+    assert payload["keys"] == sorted(payload["instance"]) == ["A", "L", "R", "tau"]
+    assert payload["statement_digest"] == report.digest(registry.get("lemma-2.4"))
+    assert report.replay(lemma_2_4_witness).status == "falsified"
+
+
+REPLAY_DAMAGE = {
+    "another statement's id": (lambda d: d.update(statement="thm-2.2"), "different wording of thm-2.2"),
+    "an unknown id": (lambda d: d.update(statement="lemma-2.5"), "not a statement of this checker \\(did you mean 'lemma-2.4'"),
+    "no format": (lambda d: d.pop("format"), "witness format none, this resjax reads format 2"),
+    "a future format": (lambda d: d.update(format=3), "witness format 3"),
+    "a missing key": (lambda d: d["instance"].pop("tau"), "instance keys \\['A', 'L', 'R'\\]"),
+    "a ragged array": (lambda d: d["instance"].update(A=[[1.0, 2.0], [3.0]]), "damaged instance"),
+    "a wrong dimension": (lambda d: d["instance"].update(R=[1.0, 2.0]), "R is a 1-dimensional"),
+    "a wrong shape": (lambda d: d["instance"].update(R=[[1.0, 2.0]]), "does not fit lemma-2.4.*R must have shape"),
+    "not an object": (lambda d: d.clear(), "witness format none"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REPLAY_DAMAGE))
+def test_replay_refuses_a_witness_that_does_not_match_its_statement(case, lemma_2_4_witness, tmp_path):
+    damage, message = REPLAY_DAMAGE[case]
+    payload = json.loads(lemma_2_4_witness.read_text())
+    damage(payload)
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(report.WitnessError, match=message):
+        report.replay(path)
+
+
+def test_replay_refuses_non_witness_files_and_a_witness_outside_only(lemma_2_4_witness, tmp_path):
+    with pytest.raises(report.WitnessError, match="no witness file"):
         report.replay(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(report.WitnessError, match="not a witness file"):
+        report.replay(tmp_path / "bad.json")
+    with pytest.raises(report.WitnessError, match="witness of 'lemma-2.4', not of claim-2.3"):
+        report.replay(lemma_2_4_witness, only=["claim-2.3"])
+    assert report.replay(lemma_2_4_witness, only=["lemma-2.4"]).status == "falsified"
 
 
 def test_shrinking_profile_reduces_the_witness_to_a_small_instance():

@@ -1,11 +1,17 @@
 """End to end: the README's two commands, the `resjax` command, and the package layout."""
 
+import dataclasses
 import json
 import os
 import pathlib
 import re
 import subprocess
 import sys
+
+import pytest
+from hypothesis import event, given, strategies as st
+
+from resjax.train.config import TrainConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESJAX = [sys.executable, "-m", "resjax.cli"]
@@ -91,3 +97,173 @@ def test_readme_python_examples_run(tmp_path):
         assert out.returncode == 0, out.stderr
         outputs.append(out.stdout)
     assert "det R < 0" in outputs[0]
+
+
+# ----------------------------------------------------------------- bad input: one line, exit 2, before any compile
+
+
+def in_process(argv):
+    """(exit status, stdout, stderr) of ``resjax ARGV`` run in this process. The CPU is
+    not re-split into virtual devices (this process's backend is already running)."""
+    import contextlib
+    import io
+
+    from resjax import cli
+    from resjax.train import loop
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setattr(loop, "split_cpu", lambda count: None)
+        mp.setattr(loop.Trainer, "run", lambda self: pytest.fail("bad input reached training"))
+        try:
+            code = cli.main(argv)
+        except SystemExit as e:  # argparse
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def refused(argv, message):
+    code, _, err = in_process(argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and re.search(message, lines[0]), err
+    return lines[0]
+
+
+TRAIN_CASES = {
+    "steps=abc": r"^resjax train: invalid configuration: steps='abc': input should be a valid integer\.$",
+    "checkpoint_every=0": r"checkpoint_every=0: input should be greater than or equal to 1",
+    "log_every=0": r"log_every=0: input should be greater than or equal to 1",
+    "batch_size=-4": r"batch_size=-4: input should be greater than or equal to 1",
+    "batch_size=0": r"batch_size=0: input should be greater than or equal to 1",
+    "lr_schedule=cosin": r"lr_schedule='cosin' is not one of 'piecewise' or 'cosine' \(did you mean 'cosine'\?\)",
+    "compute_dtype=bf16": r"compute_dtype='bf16' is not one of .* \(did you mean 'bfloat16'\?\)",
+    "augment=1": r"augment=1: input should be a valid boolean",
+    "steps=1.5": r"steps=1.5: input should be a valid integer",
+    "steps=3000000000": r"steps=3000000000: input should be less than 2147483648",
+    "seed=-1": r"seed=-1: input should be greater than or equal to 0",
+    "learning_rate=NaN": r"learning_rate=nan: input should be a finite number",
+    "lr_boundaries=[10,5]": r"lr_boundaries=\[10, 5\] must be strictly increasing",
+    "warmup_steps=20": r"warmup_steps=20 must be below steps=20",
+    "model.norm=batchnorm": r"model: norm='batchnorm' is not one of None, 'batch' \(did you mean 'batch'\?\)",
+    "model.head=fix": r"model: head='fix' is not one of 'fixed', 'trained' \(did you mean 'fixed'\?\)",
+    "model.widths=[8]": r"model: widths, blocks and strides .* same length",
+    "model.widht=[8]": r"unknown network option 'widht' \(did you mean 'widths'\?\)",
+    "num_classes=0": r"num_classes=0: input should be greater than or equal to 1",
+    "num_classes=3": r"num_classes=3, but the data .* has 2 classes \(dark, light\); set num_classes=2\.",
+    "stepz=3": r"unknown field 'stepz' \(did you mean 'steps'\?\)",
+    "model=3": r"model takes a JSON object",
+}
+
+
+@pytest.mark.parametrize("assignment", sorted(TRAIN_CASES))
+def test_bad_training_configuration_is_one_line_and_exit_2(assignment, folder, tmp_path):
+    refused(["train", "--config", "tiny", "--workdir", str(tmp_path), "--set", f"data={folder}", "num_classes=2",
+             assignment], TRAIN_CASES[assignment])
+
+
+def test_bad_data_workdir_and_config_names_are_one_line_and_exit_2(folder, tmp_path):
+    base = ["train", "--config", "tiny", "--workdir", str(tmp_path / "w"), "--set", "num_classes=2"]
+    refused(base + [f"data={tmp_path / 'nowhere'}"], r"no data at .*nowhere: expected a directory or \.tar\.gz")
+    (tmp_path / "noise.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    refused(base + [f"data={tmp_path / 'noise.tar.gz'}"], r"cannot read .*noise\.tar\.gz .* not a tar archive")
+    import tarfile
+
+    with tarfile.open(tmp_path / "whole.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname="ds")
+    data = (tmp_path / "whole.tar.gz").read_bytes()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "train.tar.gz").write_bytes(data[: len(data) // 2])
+    refused(base + [f"data={tmp_path / 'cut'}"], r"cannot read .*train\.tar\.gz .*truncated")
+    (tmp_path / "file").write_text("")
+    refused(["train", "--config", "tiny", "--workdir", str(tmp_path / "file"), "--set", f"data={folder}",
+             "num_classes=2"], r"--workdir .*file is a file")
+    refused(["train", "--config", "tinny"], r"no configuration 'tinny' \(did you mean 'tiny'\?\)")
+
+
+def test_a_batch_that_does_not_split_over_the_devices_is_refused_before_training(tmp_path, folder, train):
+    out = train(tmp_path, folder, "batch_size=6", devices=4)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "batch_size=6 does not split evenly over 4 devices; use a multiple of 4 (e.g. 4)" in out.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_bad_check_arguments_are_one_line_and_exit_2(tmp_path):
+    refused(["check", "--replay", str(tmp_path / "missing.json")], r"^resjax check: no witness file at")
+    (tmp_path / "w.json").write_text('{"format": 2, "statement": "thm-9.9"}')
+    refused(["check", "--replay", str(tmp_path / "w.json")], r"not a statement of this checker")
+    refused(["check", "--json", str(tmp_path)], r"must be a file, but it is a directory")
+    (tmp_path / "f").write_text("")
+    refused(["check", "--witness-dir", str(tmp_path / "f")], r"must be a directory, but it is a file")
+
+
+def test_command_line_defaults_help_and_version(capsys):
+    from resjax import cli
+
+    assert cli.parser().parse_args(["train"]).config == "digits"  # runs without data
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"resjax {__import__('resjax').__version__}"
+    for argv, wanted in ((["--help"], "audit every statement"), (["check", "--help"], "quick: seconds per statement"),
+                         (["train", "--help"], "(default: digits)")):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert wanted in " ".join(capsys.readouterr().out.split())
+    for argv in (["train", "--num-processes", "0"], ["train", "--num-processes", "2", "--process-id", "2"],
+                 ["train", "--coordinator", "nohost"]):
+        code, _, err = in_process(argv)
+        assert code == 2 and "Traceback" not in err and re.search(r"^resjax( train)?: error: ", err, re.M)
+
+
+# ----------------------------------------------------------------- hypothesis: malformed --set values
+
+VALID = {  # values --set must apply as written (for the tiny configuration on the 2-class folder)
+    "num_classes": ["2"], "data": [], "train_split": ["train"], "test_split": ["test"], "augment": ["true", "false"],
+    "eval_flip": ["true"], "steps": ["20", "40"], "batch_size": ["8", "16"], "learning_rate": ["0.5", "1e-3", "2"],
+    "lr_schedule": ["cosine", "piecewise"], "lr_boundaries": ["[5, 10]", "[]"], "lr_decay": ["0.5"],
+    "warmup_steps": ["0", "3"], "momentum": ["0", "0.5"], "nesterov": ["true"], "label_smoothing": ["0.1"],
+    "weight_decay": ["0", "1e-3"], "grad_clip": ["null", "1.5"], "compute_dtype": ["float32", "auto"],
+    "cpu_devices": ["null", "2"], "seed": ["3"], "log_every": ["1"], "eval_every": ["7"], "checkpoint_every": ["4"],
+    "keep_checkpoints": ["1"], "model": ['{"widths": [8, 16], "blocks": [1, 1], "strides": [1, 2]}'],
+    "model.norm": ["batch", "null"], "model.widths": ["[4, 16]"], "model.head": ["trained"],
+    "model.conv_bias": ["true"], "model.init_scheme": ["fixup", "standard"],
+}
+MALFORMED = st.one_of(
+    st.sampled_from(["abc", "-1", "0", "3.5", "1e3", "true", "null", "[1, 2]", "[]", "{}", "nan", "", "99999999999",
+                     "[8, 16]", '{"widths": [8]}', "batchnorm", "cosin"]),
+    st.text(max_size=4),
+)
+KEYS = st.sampled_from(sorted(VALID) + ["model.widht", "stepz"])
+ASSIGNMENT = KEYS.flatmap(lambda key: st.tuples(st.just(key), st.sampled_from([True, True, False]).flatmap(
+    lambda ok: st.sampled_from(VALID[key]) if ok and VALID.get(key) else MALFORMED)))
+
+
+def plain(raw):
+    """How the documentation says --set reads a value: JSON, else the string as written."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+@given(st.lists(ASSIGNMENT, max_size=3))
+def test_any_set_is_applied_as_written_or_refused_in_one_line(folder, assignments):
+    import tempfile
+
+    items = [f"{k}={v}" for k, v in assignments]
+    with tempfile.TemporaryDirectory() as workdir:
+        argv = ["train", "--config", "tiny", "--dry-run", "--workdir", workdir, "--set", f"data={folder}", "num_classes=2",
+                *items]
+        code, out, err = in_process(argv)
+    assert "Traceback" not in err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("resjax train: "), err
+        event("refused")
+        return
+    assert code == 0, err
+    event("applied")
+    applied = json.loads(out[: out.index("\ndata: ")])
+    for key, raw in dict(assignments).items():  # the last assignment of a key wins
+        head, _, sub = key.partition(".")
+        want = raw if isinstance(getattr(TrainConfig, head, None), str) and not sub else plain(raw)
+        assert (applied["model"][sub] if sub else applied[head]) == want
