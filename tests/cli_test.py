@@ -50,6 +50,7 @@ def test_resjax_check_quick_profile_end_to_end(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert {s["id"]: s["status"] for s in report["statements"]} == EXPECTED
     assert "falsified" in out.stdout and "verified" in out.stdout
+    assert "nan" not in out.stdout  # quantities a statement did not compute are left out, not printed as nan
     for s in report["statements"]:
         assert (s["witness"] is None) == (s["status"] == "verified")
         assert s["instances"] > 0
@@ -97,6 +98,7 @@ def test_readme_python_examples_run(tmp_path):
         assert out.returncode == 0, out.stderr
         outputs.append(out.stdout)
     assert "det R < 0" in outputs[0]
+    assert "norm='batchnorm' is not one of None, 'batch' (did you mean 'batch'?)." in outputs[-1]
 
 
 # ----------------------------------------------------------------- bad input: one line, exit 2, before any compile
