@@ -105,9 +105,10 @@ def _read(fd: int) -> dict:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        record = json.loads(raw)
     except ValueError:  # a holder killed while writing its record
-        return {"pid": "?", "host": "?", "command": raw.decode(errors="replace")}
+        record = None
+    return record if isinstance(record, dict) else {"pid": "?", "host": "?", "command": raw.decode(errors="replace")}
 
 
 def _describe(record: dict) -> str:
