@@ -34,8 +34,8 @@ from resjax import validation as _v
 
 def _layers(A):
     """A as (ℓ, d, d) real layers, ℓ, d ≥ 1; finite when concrete."""
-    A = _v.array("A", A, (None, None, None))
-    if A.shape[1] != A.shape[2] or min(A.shape) < 1:
+    A = _v.array("A", A)
+    if A.ndim != 3 or A.shape[1] != A.shape[2] or min(A.shape) < 1:
         raise ValueError(f"A must have shape (ℓ, d, d) with ℓ, d ≥ 1 (layer j is A[j − 1]), got {tuple(A.shape)}.")
     _v.finite("A", A)
     return A

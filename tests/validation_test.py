@@ -26,7 +26,7 @@ def chain(A):
     [
         (lambda: linear.population_risk(A, EYE, np.diag([1.0, -1.0])), ValueError, "Sigma must be positive semi-definite"),
         (lambda: linear.population_risk(A, EYE, np.array([[1.0, 0.5], [0.0, 1.0]])), ValueError, "Sigma must be symmetric"),
-        (lambda: linear.population_risk(A[0], EYE, EYE), ValueError, r"A must have shape \(·, ·, ·\)"),
+        (lambda: linear.population_risk(A[0], EYE, EYE), ValueError, r"A must have shape \(ℓ, d, d\) with ℓ, d ≥ 1 \(layer j is A\[j − 1\]\), got \(2, 2\)"),
         (lambda: linear.risk_gradient(A[0], EYE, EYE), ValueError, r"A must have shape"),
         (lambda: linear.risk_gradient(A, np.eye(3), EYE), ValueError, r"R must have shape \(2, 2\)"),
         (lambda: linear.population_risk(A, EYE * np.nan, EYE), ValueError, "R has non-finite entries"),
