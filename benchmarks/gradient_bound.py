@@ -15,7 +15,6 @@ import argparse
 import time
 
 import jax
-import numpy as np
 
 from resjax.checks import registry, runner
 

@@ -111,14 +111,14 @@ def _instance(path, payload: dict, statement: Statement) -> dict:
     """The witness's arrays, checked against the statement's reference instance."""
     want = reference_instance(statement)
     try:
-        raw, dtypes, keys = payload["instance"], payload["dtypes"], payload["keys"]
-        if not (sorted(raw) == sorted(dtypes) == list(keys) == sorted(want)):
-            raise WitnessError(f"{path} has instance keys {sorted(raw)} (listed: {keys}); {statement.id} takes "
-                               f"{sorted(want)}.")
-        instance = {k: np.asarray(raw[k], dtype=dtypes[k]) for k in keys}
-    except WitnessError:
-        raise
+        raw, dtypes, keys = dict(payload["instance"]), dict(payload["dtypes"]), list(payload["keys"])
     except (KeyError, TypeError, ValueError) as e:
+        raise WitnessError(f"{path} has a damaged instance ({type(e).__name__}: {e}).") from None
+    if not (sorted(raw) == sorted(dtypes) == keys == sorted(want)):
+        raise WitnessError(f"{path} has instance keys {sorted(raw)} (listed: {keys}); {statement.id} takes {sorted(want)}.")
+    try:
+        instance = {k: np.asarray(raw[k], dtype=dtypes[k]) for k in keys}
+    except (TypeError, ValueError) as e:
         raise WitnessError(f"{path} has a damaged instance ({type(e).__name__}: {e}).") from None
     for k, v in instance.items():
         if v.dtype.kind != want[k].dtype.kind or v.ndim != want[k].ndim:

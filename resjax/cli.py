@@ -137,9 +137,7 @@ def _dry_run(trainer) -> int:
           f"shape {trainer.train_set.images.shape[1:]}, {cfg.num_classes} classes")
     step = loop.latest_step(trainer.workdir)
     workdir_mod.check_free(trainer.workdir, jax.process_index())
-    diff = workdir_mod.reconcile(trainer.workdir, cfg, step, trainer.allow_config_change, write=False)
-    if step is not None and step > cfg.steps:
-        raise workdir_mod.WorkdirError(f"the run in {trainer.workdir} is already at step {step}, beyond steps={cfg.steps}.")
+    diff = trainer.check_resume(step)
     plan = "start from scratch" if step is None else "nothing to do: complete" if step == cfg.steps else f"resume at step {step}"
     changed = f", changing {', '.join(diff)}" if diff else ""
     print(f"dry run: would {plan}{changed}, in {trainer.workdir} on {jax.device_count()} device(s); nothing was written.")
@@ -149,7 +147,7 @@ def _dry_run(trainer) -> int:
 def _train(args) -> int:
     import jax
 
-    from resjax.train import loop, workdir as workdir_mod
+    from resjax.train import loop
 
     if args.num_processes > 1:  # before anything touches a device
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)

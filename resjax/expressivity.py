@@ -35,7 +35,6 @@ import dataclasses
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from resjax import validation as _v

@@ -23,6 +23,7 @@ paper's network has none: without them it is positively homogeneous in its input
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Sequence
 
@@ -154,7 +155,9 @@ class ResNet(nn.Module):
         return x @ (projection / math.sqrt(x.shape[-1]))
 
 
-OPTIONS = ("stem", "widths", "blocks", "strides", "shortcut", "init_scheme", "norm", "head", "head_seed", "conv_bias")
+# The network options a configuration may set: ResNet's fields but those the caller sets
+# separately (num_classes, dtype) and Flax's own (parent, name).
+OPTIONS = tuple(f.name for f in dataclasses.fields(ResNet) if f.name not in ("num_classes", "dtype", "parent", "name"))
 
 
 def check_names(options) -> None:

@@ -1,8 +1,6 @@
 """End to end: the README's two commands, the `resjax` command, and the package layout."""
 
-import dataclasses
 import json
-import os
 import pathlib
 import re
 import subprocess

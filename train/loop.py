@@ -221,14 +221,21 @@ class Trainer:
             with self.checkpoints:
                 return self._run(self.checkpoints.latest_step(), lock.stale_note())
 
-    def _finished(self, checkpoint_step: int) -> dict | None:
-        """The record of a run whose checkpoint is at or beyond ``steps``: nothing is trained or written."""
-        if checkpoint_step > self.config.steps:
+    def check_resume(self, checkpoint_step: int | None) -> dict:
+        """Refuses, writing nothing, a resume that cannot be done as asked: a configuration
+        that differs from the checkpoint's (unless allow_config_change), or a checkpoint
+        beyond ``steps``. Returns the configuration's differences."""
+        diff = workdir_mod.reconcile(self.workdir, self.config, checkpoint_step, self.allow_config_change, write=False)
+        if checkpoint_step is not None and checkpoint_step > self.config.steps:
             raise workdir_mod.WorkdirError(
                 f"the run in {self.workdir} is already at step {checkpoint_step}, beyond steps={self.config.steps}: nothing "
                 "to do, and nothing was changed. Training cannot go back; use another --workdir to train to "
                 f"step {self.config.steps}."
             )
+        return diff
+
+    def _finished(self) -> dict | None:
+        """The stored summary of a run whose checkpoint is at ``steps``: nothing is trained or written."""
         path = self.workdir / "summary.json"
         if path.exists():
             return {**json.loads(path.read_text()), "already_complete": True}
@@ -239,14 +246,14 @@ class Trainer:
 
         cfg = self.config
         lead = jax.process_index() == 0
-        workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change, write=False)
-        if checkpoint_step is not None and checkpoint_step >= cfg.steps:
-            finished = self._finished(checkpoint_step)
+        self.check_resume(checkpoint_step)
+        if checkpoint_step == cfg.steps:
+            finished = self._finished()
             if finished is not None:
                 return finished
-        if lead and stale_lock:
-            print(f"resjax train: {stale_lock}", file=sys.stderr)
         if lead:
+            if stale_lock:
+                print(f"resjax train: {stale_lock}", file=sys.stderr)
             workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change)
             workdir_mod.trim_metrics(self.workdir, checkpoint_step or 0)
         state = self.restore_or_init(checkpoint_step)
