@@ -7,14 +7,23 @@ backward products), counted from the architecture: 11.9 GFLOP per image for Tabl
 
 Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--batches 128 512]
                                      [--dtypes bfloat16 float32] [--cpu-devices 16]
+                                     [--json FILE] [--profile DIR]
 --config NAME takes the network of a training configuration (train/configs/NAME.py) and,
-on a host without an accelerator, its cpu_devices.
+on a host without an accelerator, its cpu_devices. --json writes the rows (and the
+device) as JSON. --profile traces 5 steps of the last batch size and dtype with
+jax.profiler and writes DIR/profile_summary.json: the device time per step by kernel,
+its share by kind (convolution and matrix kernels, XLA fusions, copies) and the idle
+time between kernels.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import gzip
+import json
+import pathlib
 import time
 
 import jax
@@ -41,7 +50,9 @@ def train_flops_per_image(model: models.ResNet, size: int = 32) -> float:
     return 3.0 * total
 
 
-def measure(model_kwargs: dict, batch: int, dtype: str, steps: int) -> dict:
+def build(model_kwargs: dict, batch: int, dtype: str, steps: int):
+    """The jitted step of `resjax train` on random uint8 images, and a function running it
+    ``n`` times from the current state (blocking at the end)."""
     cfg = dataclasses.replace(TrainConfig(), model=model_kwargs, batch_size=batch, compute_dtype=dtype)
     model = models.ResNet(num_classes=10, dtype=jnp.dtype(dtype), **model_kwargs)
     mesh = loop.make_mesh()
@@ -56,19 +67,89 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int) -> dict:
                             "batch_stats": {}}, rep)
     fn = jax.jit(train_step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=(rep, rep), donate_argnums=(0,))
     key = jax.random.key(1)
-    # at least the 3 warm-up steps' batches
-    idx = [jax.device_put(rng.integers(0, 4096, batch).astype(np.int32), shard) for _ in range(max(steps, 3))]
-    flops = train_flops_per_image(model) * batch
-    for i in range(3):  # warm up
-        state, m = fn(state, images, labels, idx[i], key)
-    jax.block_until_ready(m)
+    idx = [jax.device_put(rng.integers(0, 4096, batch).astype(np.int32), shard) for _ in range(max(steps, 5))]
+    box = {"state": state}
+
+    def run(n: int) -> None:
+        for i in range(n):
+            box["state"], m = fn(box["state"], images, labels, idx[i % len(idx)], key)
+        jax.block_until_ready(m)
+
+    return model, run
+
+
+def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str | None = None) -> dict:
+    model, run = build(model_kwargs, batch, dtype, steps)
     t = time.perf_counter()
-    for i in range(steps):
-        state, m = fn(state, images, labels, idx[i], key)
-    jax.block_until_ready(m)
+    run(1)
+    compile_s = time.perf_counter() - t
+    run(5)  # warm up
+    t = time.perf_counter()
+    run(steps)
     seconds = (time.perf_counter() - t) / steps
-    return {"batch": batch, "dtype": dtype, "images_per_s": batch / seconds, "tflops": flops / seconds / 1e12,
-            "gflop_per_image": flops / batch / 1e9}
+    flops = train_flops_per_image(model) * batch
+    row = {"batch": batch, "dtype": dtype, "images_per_s": batch / seconds, "tflops": flops / seconds / 1e12,
+           "gflop_per_image": flops / batch / 1e9, "step_ms": seconds * 1e3, "compile_s": compile_s}
+    if profile:
+        try:
+            with jax.profiler.trace(profile, create_perfetto_trace=True):
+                run(5)
+            trace = max(pathlib.Path(profile).rglob("perfetto_trace.json.gz"), key=lambda p: p.stat().st_mtime)
+            summary = {**row, **summarise_trace(json.load(gzip.open(trace)), steps=5)}
+        except Exception as e:  # a profiler that fails must not cost the measurement (GPU time is scarce)
+            summary = {**row, "device_events": 0, "note": f"profiling failed: {type(e).__name__}: {e}"}
+        (pathlib.Path(profile) / "profile_summary.json").write_text(json.dumps(summary, indent=1))
+        print_profile(summary)
+    return row
+
+
+KINDS = (  # (kind, substrings of a kernel name), first match wins
+    ("copy", ("memcpy", "memset")),
+    ("convolution/matmul", ("conv", "cudnn", "gemm", "xmma", "cutlass", "sm90", "sm80", "wgmma", "dgrad", "wgrad")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, keys in KINDS if any(k in low for k in keys)), "XLA fusion/other")
+
+
+def summarise_trace(trace: dict, steps: int) -> dict:
+    """Device time per step from a perfetto trace (jax.profiler): per kernel, per kind, and
+    the device's idle time inside the traced window (launch and host gaps). Events of
+    processes named /device:... only; a CPU-only trace has none."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    names = {e["pid"]: e.get("args", {}).get("name", "") for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+    device = [e for e in events if e.get("ph") == "X" and names.get(e.get("pid"), "").startswith("/device:")]
+    if not device:
+        return {"device_events": 0, "note": "no device events in the trace (CPU backend?)"}
+    per_kernel, per_kind = collections.Counter(), collections.Counter()
+    for e in device:
+        per_kernel[e["name"]] += e["dur"] / steps
+        per_kind[kernel_kind(e["name"])] += e["dur"] / steps
+    busy = sum(per_kernel.values())
+    span = (max(e["ts"] + e["dur"] for e in device) - min(e["ts"] for e in device)) / steps
+    return {
+        "device_events": len(device),
+        "step_device_busy_us": busy,
+        "step_device_span_us": span,
+        "step_idle_us": max(span - busy, 0.0),
+        "kinds_us": dict(per_kind.most_common()),
+        "top_kernels_us": dict(per_kernel.most_common(30)),
+    }
+
+
+def print_profile(summary: dict) -> None:
+    if not summary.get("device_events"):
+        print(f"profile: {summary.get('note')}")
+        return
+    busy = summary["step_device_busy_us"]
+    print(f"profile of one step (batch {summary['batch']}, {summary['dtype']}): {summary['step_ms']:.2f} ms wall, "
+          f"device busy {busy / 1e3:.2f} ms, idle in the span {summary['step_idle_us'] / 1e3:.2f} ms")
+    for kind, us in summary["kinds_us"].items():
+        print(f"  {kind:<22} {us / 1e3:8.3f} ms  {100 * us / busy:5.1f}%")
+    for name, us in list(summary["top_kernels_us"].items())[:12]:
+        print(f"  {us / 1e3:8.3f} ms  {name[:100]}")
 
 
 def main():
@@ -80,6 +161,8 @@ def main():
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
+    parser.add_argument("--json", help="write the rows as JSON to this file")
+    parser.add_argument("--profile", help="trace the last batch size and dtype into this folder")
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: expected at least 1 timed step.")
@@ -99,12 +182,19 @@ def main():
     print(f"{name} on {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
     if cpu and "bfloat16" in args.dtypes and "bfloat16" not in dtypes:
         print("(bfloat16 skipped on CPU: its convolutions are emulated and very slow)")
+    rows = []
     for batch in args.batches:
         for dtype in dtypes:
-            r = measure(model_kwargs, batch, dtype, args.steps)
+            last = (batch, dtype) == (args.batches[-1], dtypes[-1])
+            r = measure(model_kwargs, batch, dtype, args.steps, args.profile if last else None)
+            rows.append(r)
             print(f"batch {r['batch']:4d} {r['dtype']:>8}: {r['images_per_s']:10,.0f} images/s  "
-                  f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step)", flush=True)
-
+                  f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step, "
+                  f"compiled in {r['compile_s']:.1f} s)", flush=True)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(
+            {"network": name, "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
+             "backend": jax.default_backend(), "jax": jax.__version__, "steps": args.steps, "rows": rows}, indent=1))
 
 if __name__ == "__main__":
     main()

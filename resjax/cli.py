@@ -144,6 +144,19 @@ def _dry_run(trainer) -> int:
     return 0
 
 
+def _started() -> float:
+    """When this process began (time.time() scale): a run's wall_seconds then count Python's
+    start and the imports too. Linux only; elsewhere, now."""
+    import time
+
+    try:
+        ticks = int(pathlib.Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(pathlib.Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
 def _train(args) -> int:
     import jax
 
@@ -154,7 +167,8 @@ def _train(args) -> int:
     try:
         cfg, workdir, train_set, test_set = _train_setup(args)
         trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet,
-                               allow_config_change=args.allow_config_change, command=" ".join(["resjax", *sys.argv[1:]]))
+                               allow_config_change=args.allow_config_change, command=" ".join(["resjax", *sys.argv[1:]]),
+                               started=_started())
         if args.dry_run:
             return _dry_run(trainer)
         summary = trainer.run()
@@ -170,7 +184,8 @@ def _train(args) -> int:
         return 0
     print(
         f"done: {summary['steps']} steps in {summary['seconds']:.0f} s ({summary['images_per_s']:.0f} images/s on "
-        f"{summary['devices']} {summary['backend']} device(s)); test accuracy {summary['test_accuracy']:.4f}. "
+        f"{summary['devices']} {summary['backend']} device(s); {summary['wall_seconds']:.0f} s in all); test accuracy "
+        f"{summary['test_accuracy_single_view']:.4f} single-view, {summary['test_accuracy_flip']:.4f} flip-averaged. "
         f"Metrics, curves.png and summary.json in {workdir}"
     )
     return 0

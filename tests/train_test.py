@@ -35,6 +35,9 @@ def reference(tmp_path_factory, folder, train):
 def test_tiny_run_learns_and_writes_its_record(reference):
     summary = json.loads((reference / "summary.json").read_text())
     assert summary["steps"] == 20 and summary["test_accuracy"] == 1.0  # two separable classes
+    assert summary["test_accuracy"] == summary["test_accuracy_single_view"]  # eval_flip is off
+    assert 0.5 <= summary["test_accuracy_flip"] <= 1.0
+    assert summary["seconds"] < summary["wall_seconds"] < 600  # the command: imports, data and compiles too
     rows = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "lr", "images_per_s"} <= rows[0].keys()
     assert any("test_accuracy" in r for r in rows)

@@ -131,6 +131,7 @@ class Trainer:
     progress: bool = True
     allow_config_change: bool = False  # resume a checkpoint with a configuration that changes training
     command: str = ""  # recorded in the workdir's lock, for whoever finds it in use
+    started: float = dataclasses.field(default_factory=time.time)  # when the command began: wall_seconds
 
     def __post_init__(self):
         cfg = self.config
@@ -186,9 +187,11 @@ class Trainer:
         return f"the last good checkpoint is step {latest} in {where}."
 
     def evaluate(self, state, batch: int = 1000) -> dict:
+        """Test accuracy and loss, single-view and flip-averaged; test_accuracy and test_loss
+        are the view that config.eval_flip chooses."""
         batch = -(-batch // jax.device_count()) * jax.device_count()
         images, labels = self.test_set.images, self.test_set.labels.astype(np.int32)
-        correct = loss = 0.0
+        sums = {}
         for start in range(0, len(labels), batch):
             x, y = images[start : start + batch], labels[start : start + batch]
             mask = np.ones(batch, bool)
@@ -197,9 +200,14 @@ class Trainer:
                 x = np.concatenate([x, np.zeros((batch - len(y), *x.shape[1:]), x.dtype)])
                 y = np.concatenate([y, np.zeros(batch - len(y), y.dtype)])
             x, y, mask = (jax.device_put(a, self.sharded) for a in (x, y, mask))  # every process holds all
-            c, l = self.eval_step(state["params"], state["batch_stats"], x, y, mask)
-            correct, loss = correct + float(c), loss + float(l)
-        return {"test_accuracy": correct / len(labels), "test_loss": loss / len(labels)}
+            for k, v in self.eval_step(state["params"], state["batch_stats"], x, y, mask).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        out = {}
+        for view in ("single_view", "flip"):
+            out[f"test_accuracy_{view}"] = sums[f"correct_{view}"] / len(labels)
+            out[f"test_loss_{view}"] = sums[f"loss_{view}"] / len(labels)
+        chosen = "flip" if self.config.eval_flip else "single_view"
+        return {"test_accuracy": out[f"test_accuracy_{chosen}"], "test_loss": out[f"test_loss_{chosen}"], **out}
 
     def run(self) -> dict:
         """Trains from the workdir's latest checkpoint (or from scratch) to ``config.steps``,
@@ -298,6 +306,7 @@ class Trainer:
             "steps": cfg.steps,
             "resumed_from": start_step,
             "seconds": elapsed,
+            "wall_seconds": time.time() - self.started,  # the whole command: data, compiles, evaluations
             "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
             "devices": jax.device_count(),
             "processes": jax.process_count(),

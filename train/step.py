@@ -66,7 +66,8 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
 
     train_step(state, images, labels, idx, key) -> (state, metrics), where images and
     labels are the whole training set on the device and idx the batch's indices.
-    eval_step(params, batch_stats, images, labels, mask) -> (correct, loss sum).
+    eval_step(params, batch_stats, images, labels, mask) -> {correct_V, loss_V: sums} for the
+    views V = single_view, flip.
     """
     tx = optimizer(config)
     lr = schedule(config)
@@ -109,12 +110,16 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
         return new, metrics
 
     def eval_step(params, batch_stats, images, labels, mask):
+        """Sums over the batch's unmasked images, single-view and flip-averaged (the logits of
+        each image and its mirror averaged: the training augmentation flips too)."""
         x = normalise(images, mean, std, dtype)
         logits = model.apply(variables(params, batch_stats), x, train=False).astype(jnp.float32)
-        if config.eval_flip:  # average with the mirror image: the training augmentation flips too
-            logits = (logits + model.apply(variables(params, batch_stats), x[:, :, ::-1], train=False)) / 2
-        losses = optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, config.num_classes))
-        correct = (jnp.argmax(logits, -1) == labels) & mask
-        return jnp.sum(correct), jnp.sum(jnp.where(mask, losses, 0.0))
+        mirror = model.apply(variables(params, batch_stats), x[:, :, ::-1], train=False).astype(jnp.float32)
+        onehot = jax.nn.one_hot(labels, config.num_classes)
+        sums = {}
+        for view, out in (("single_view", logits), ("flip", (logits + mirror) / 2)):
+            sums[f"correct_{view}"] = jnp.sum((jnp.argmax(out, -1) == labels) & mask)
+            sums[f"loss_{view}"] = jnp.sum(jnp.where(mask, optax.softmax_cross_entropy(out, onehot), 0.0))
+        return sums
 
     return tx, train_step, eval_step

@@ -2,31 +2,34 @@
 
 Command:  resjax train --config fast --workdir runs/fast --set data=DIR
 Changes:  batch 512 (the step benchmark's fastest: 34,600 images/s in bf16 on an H200
-          against 22,700 at 128), 8,000 steps (82 epochs instead of 154), cosine decay
-          after a warm-up instead of two drops, Nesterov momentum, weight decay 5e-4,
-          label smoothing 0.1, the fixup initialisation (a slightly faster start on CPU),
-          per-channel convolution biases (on CPU they took a small network from 50.2% to
-          56.0% after 500 steps: docs/section4.md) and gradient clipping at norm 1 as a
-          guard against NaN (it does not widen the stability margin: docs/section4.md,
-          benchmarks/stability.py). No batch norm.
-Expected: NOT YET MEASURED (no GPU was lent to the session that wrote it). From the step
-          benchmark, about 2 minutes of training on an H200.
+          against 22,700 at 128), 7,000 steps (72 epochs instead of 154: at about
+          33,000 images/s that is 110 s of training, leaving room for data loading and
+          compilation in 180 s), cosine decay after a warm-up instead of two drops,
+          Nesterov momentum, weight decay 5e-4, label smoothing 0.1, the fixup
+          initialisation (a slightly faster start on CPU), per-channel convolution
+          biases (on CPU they took a small network from 50.2% to 56.0% after 500 steps:
+          docs/section4.md) and gradient clipping at norm 1 as a guard against NaN (it
+          does not widen the stability margin: docs/section4.md, benchmarks/stability.py).
+          No normalisation layer. Every evaluation reports single-view and
+          flip-averaged accuracy; one checkpoint, at the end (each costs time).
+Expected: NOT YET MEASURED (benchmarks/gpu.sh part a runs it with seed 0, part b seed 1).
 """
 
 from resjax.train.config import TrainConfig
 
 CONFIG = TrainConfig(
     model={"init_scheme": "fixup", "conv_bias": True},
-    steps=8_000,
+    steps=7_000,
     batch_size=512,
     lr_schedule="cosine",
     learning_rate=0.2,
-    warmup_steps=400,
+    warmup_steps=300,
     grad_clip=1.0,
     nesterov=True,
     weight_decay=5e-4,
     label_smoothing=0.1,
+    eval_flip=True,
     log_every=100,
     eval_every=1_000,
-    checkpoint_every=1_000,
+    checkpoint_every=7_000,
 )

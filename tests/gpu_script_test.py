@@ -1,0 +1,103 @@
+"""benchmarks/gpu.sh end to end on CPU with a tiny network (TINY=1), and its pieces:
+the step report's ratios and the profile summary."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import step_report  # noqa: E402
+import train_step  # noqa: E402
+
+PEER = ROOT.parent / "shared" / "bench" / "peer_step.py"
+# Where ../shared is absent (a clone elsewhere), a stand-in writes the peers' JSON format.
+STAND_IN = '''import argparse, json, os
+a = argparse.ArgumentParser(); a.add_argument("--out"); a.add_argument("--batches"); a.add_argument("--dtypes")
+for flag in ("--which", "--steps"): a.add_argument(flag)
+a.add_argument("--tiny", action="store_true"); x = a.parse_args()
+rows = [dict(impl="jax", dtype=x.dtypes, batch=int(b), img_per_s=1000) for b in x.batches.split(",")]
+json.dump(dict(flop_per_img=1.0, rows=rows), open(os.path.join(x.out, "peer_step.json"), "w"))
+'''
+TINY_NET = '{"stem":[3,4,1],"widths":[8,16],"blocks":[1,1],"strides":[1,2],"init_scheme":"fixup","conv_bias":true}'
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory, folder):
+    dest = tmp_path_factory.mktemp("gpu")
+    peer = dest / "peer_step.py"
+    if PEER.exists():
+        shutil.copy(PEER, peer)
+    else:
+        peer.write_text(STAND_IN)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TINY": "1", "DATA": str(folder), "PEER_STEP": str(peer),
+           "DEST": str(dest), "PYTHON": sys.executable,
+           "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
+                        "warmup_steps=1"}
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return dest, proc.stdout
+
+
+def test_part_a_measures_resjax_and_the_peers_side_by_side(out):
+    dest, stdout = out
+    bench = json.loads((dest / "a" / "step_benchmark.json").read_text())
+    assert bench["peers_ran"] and bench["ceiling_tflops"] > 0
+    for batch in (16, 32):
+        entry = bench[f"b{batch}_float32"]
+        assert entry["resjax_images_per_s"] > 0 and 0 < entry["resjax_ceiling_fraction"]
+        assert entry["resjax_vs_jax_peer_ratio"] == pytest.approx(
+            entry["resjax_images_per_s"] / entry["jax_peer_images_per_s"])
+    profile = json.loads((dest / "a" / "profile" / "profile_summary.json").read_text())
+    assert profile["batch"] == 32 and "note" in profile  # a CPU trace has no device events
+    assert "jax_peer x" in stdout
+
+
+def test_parts_a_and_b_train_the_fast_config_with_seeds_0_and_1(out):
+    dest, _ = out
+    results = [json.loads((dest / f"fast_seed{s}" / "result.json").read_text()) for s in (0, 1)]
+    for seed, r in enumerate(results):
+        assert r["exit_status"] == 0 and r["steps"] == 4
+        assert 0.0 <= r["test_accuracy_single_view"] <= 1.0 and 0.0 <= r["test_accuracy_flip"] <= 1.0
+        assert r["seconds"] < r["wall_seconds"] <= r["command_seconds"] + 1.0
+        assert [step for step, *_ in r["curve"]] == [2, 4]
+        config = json.loads((dest / f"fast_seed{seed}" / "run" / "config.json").read_text())["config"]
+        assert config["seed"] == seed and config["batch_size"] == 16 and config["nesterov"]  # fast, tiny-sized
+
+
+def test_an_unknown_part_is_refused():
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "z"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown part z" in proc.stderr
+
+
+def test_report_takes_no_ratio_from_a_failed_or_missing_peer():
+    ceiling = {"tflops": 100.0}
+    resjax = {"device": "d", "jax": "j", "network": "n",
+              "rows": [{"batch": 128, "dtype": "bfloat16", "images_per_s": 30.0, "tflops": 50.0, "gflop_per_image": 1.0}]}
+    peers = {"rows": [{"impl": "jax", "dtype": "bf16", "batch": 128, "img_per_s": 20},
+                      {"impl": "torch", "dtype": "bf16", "batch": 128, "error": "RuntimeError()"}]}
+    entry = step_report.report(ceiling, resjax, peers)["b128_bfloat16"]
+    assert entry["resjax_vs_jax_peer_ratio"] == 1.5 and entry["resjax_ceiling_fraction"] == 0.5
+    assert not any("torch" in k for k in entry)
+    alone = step_report.report(ceiling, resjax, None)
+    assert not alone["peers_ran"] and not any(k.endswith("_ratio") for k in alone["b128_bfloat16"])
+
+
+def test_profile_summary_splits_device_time_by_kernel_kind_and_finds_idle_time():
+    meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+            {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/host:CPU"}}]
+    kernels = [("sm90_xmma_fprop_implicit_gemm", 0, 60), ("loop_select_fusion", 60, 20), ("Memcpy DtoD", 100, 10),
+               ("sm90_xmma_fprop_implicit_gemm", 110, 60), ("loop_select_fusion", 170, 20), ("Memcpy DtoD", 210, 10)]
+    events = meta + [{"ph": "X", "pid": 1, "name": n, "ts": t, "dur": d} for n, t, d in kernels]
+    events.append({"ph": "X", "pid": 2, "name": "PjitFunction(step)", "ts": 0, "dur": 500})  # host: not counted
+    s = train_step.summarise_trace({"traceEvents": events}, steps=2)
+    assert s["kinds_us"] == {"convolution/matmul": 60, "XLA fusion/other": 20, "copy": 10}
+    assert s["step_device_busy_us"] == 90 and s["step_device_span_us"] == 110 and s["step_idle_us"] == 20
+    assert train_step.summarise_trace({"traceEvents": meta}, steps=1)["device_events"] == 0
