@@ -38,6 +38,7 @@ def test_tiny_run_learns_and_writes_its_record(reference):
     assert summary["test_accuracy"] == summary["test_accuracy_single_view"]  # eval_flip is off
     assert 0.5 <= summary["test_accuracy_flip"] <= 1.0
     assert summary["seconds"] < summary["wall_seconds"] < 600  # the command: imports, data and compiles too
+    assert 0 < summary["startup_seconds"] < summary["wall_seconds"] - summary["seconds"]
     rows = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "lr", "images_per_s"} <= rows[0].keys()
     assert any("test_accuracy" in r for r in rows)

@@ -268,6 +268,7 @@ class Trainer:
         start_step = int(state["step"])
         log = MetricsLog(self.workdir if lead else None, purge_step=start_step + 1)
         n = len(self.train_set.labels)
+        self.loop_started = time.time()
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
@@ -289,7 +290,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.3g}", img_s=f"{m['images_per_s']:.0f}")
                 if done % cfg.eval_every == 0 or done == cfg.steps:
                     latest = self.evaluate(state)
-                    log.write({"step": done, **latest})
+                    log.write({"step": done, **latest, "time": time.perf_counter() - t0})
                     if not bar.disable:
                         bar.write(f"step {done}: test accuracy {latest['test_accuracy']:.4f}")
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
@@ -307,6 +308,7 @@ class Trainer:
             "resumed_from": start_step,
             "seconds": elapsed,
             "wall_seconds": time.time() - self.started,  # the whole command: data, compiles, evaluations
+            "startup_seconds": self.loop_started - self.started,  # imports, data, state: before the first step
             "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
             "devices": jax.device_count(),
             "processes": jax.process_count(),
