@@ -148,12 +148,14 @@ def _fmt(x: float) -> str:
 
 
 def table(results: list[Result]) -> str:
-    head = f"{'statement':<22} {'form':<9} {'status':<10} {'instances':>9} {'min slack':>11}  witness"
+    """One row per entry: what it tests (printed or corrected; statement, proof step or
+    reading) and the verdict about exactly that."""
+    head = f"{'entry':<34} {'tests':<21} {'verdict':<10} {'instances':>9} {'min slack':>11}  witness"
     lines = [head, "-" * len(head)]
     for r in results:
-        form = "printed" if r.statement.printed else "corrected"
         lines.append(
-            f"{r.statement.id:<22} {form:<9} {r.status:<10} {r.instances:>9} {_fmt(r.min_slack):>11}  {r.witness_path or '-'}"
+            f"{r.statement.id:<34} {r.statement.verdict_subject:<21} {r.status:<10} {r.instances:>9} "
+            f"{_fmt(r.min_slack):>11}  {r.witness_path or '-'}"
         )
     return "\n".join(lines)
 
@@ -163,7 +165,8 @@ def details(r: Result) -> str:
     quantity that was not computed on that instance, NaN, is left out)."""
     q = ", ".join(f"{k}={_fmt(v)}" for k, v in r.quantities.items() if k == "slack" or not np.isnan(v))
     note = f"\n    ({r.statement.note})" if r.statement.note else ""
-    return f"{r.statement.id} [{r.statement.ref}] {r.status}: {r.statement.text}{note}\n    {q}"
+    return (f"{r.statement.id} [{r.statement.ref}]: {r.statement.verdict_subject} {r.status}: {r.statement.text}{note}"
+            f"\n    {q}")
 
 
 def to_json(results: list[Result], profile: str) -> dict:
@@ -177,6 +180,7 @@ def to_json(results: list[Result], profile: str) -> dict:
                 "ref": r.statement.ref,
                 "text": r.statement.text,
                 "printed": r.statement.printed,
+                "target": r.statement.target,
                 "claimed": r.statement.claimed,
                 "corrects": r.statement.corrects,
                 "status": r.status,

@@ -451,20 +451,21 @@ STATEMENTS = (
     Statement(
         id="claim-2.3",
         ref="Claim 2.3",
-        text="f(A) = ‖((Id + A_ℓ)···(Id + A_1) − R) Σ^{1/2}‖_F² + C with C = E[x xᵀ] (read as tr Σ = E‖x‖²)",
+        text="f(A) = ‖((Id + A_ℓ)···(Id + A_1) − R) Σ^{1/2}‖_F² + C with C independent of A; shown with "
+        "C = E‖ξ‖² = d, which depends on the noise alone: resjax.linear.population_risk",
         printed=True,
-        claimed=False,
-        evaluate=monte_carlo_risk(jnp.trace),
+        claimed=True,
+        evaluate=monte_carlo_risk(lambda Sigma: Sigma.shape[-1]),
         **_MC,
     ),
     Statement(
-        id="claim-2.3/corrected",
-        ref="Claim 2.3",
-        text="f(A) = ‖((Id + A_ℓ)···(Id + A_1) − R) Σ^{1/2}‖_F² + d   (C = E‖ξ‖² = d): resjax.linear.population_risk",
-        printed=False,
-        claimed=True,
-        corrects="claim-2.3",
-        evaluate=monte_carlo_risk(lambda Sigma: Sigma.shape[-1]),
+        id="claim-2.3/proof-constant",
+        ref="Claim 2.3, proof",
+        text="the proof's constant: C = E[x xᵀ] (read as tr Σ = E‖x‖²)",
+        printed=True,
+        claimed=False,
+        target="proof step",
+        evaluate=monte_carlo_risk(jnp.trace),
         **_MC,
     ),
     Statement(
@@ -495,6 +496,7 @@ STATEMENTS = (
         evaluate=printed_gradient_bound,
         adversarial=_ADVERSARIAL_BALL,
         **_BALL,
+        target="proof step",
     ),
     Statement(
         id="ineq-2.3/corrected",
@@ -507,6 +509,7 @@ STATEMENTS = (
         adversarial=_ADVERSARIAL_BALL,
         note="tight: equality at A_i = −τ·Id with E along the least eigenvector of Σ",
         **_BALL,
+        target="proof step",
     ),
     Statement(
         id="thm-2.2",
@@ -564,6 +567,7 @@ STATEMENTS = (
         evaluate=construction_printed,
         adversarial=({**_R, "d": 2, "extra_depth": 40, "log_cond": 1.0, "angles": "random", "seed": 3},),
         **_FACTOR,
+        target="proof step",
     ),
     Statement(
         id="thm-2.1/psd",
@@ -575,9 +579,10 @@ STATEMENTS = (
         specs=lambda p: factor_specs(p, psd=True),
         build=build_factor,
         batched=False,
+        target="proof step",
     ),
     Statement(
-        id="claim-C.1",
+        id="claim-C.1/reading-rotation-blocks",
         ref="Claim C.1",
         text="real normal M = S D Sᵀ, S orthonormal, D block diagonal with blocks of size ≤ 2, all 2x2 when d is even",
         printed=True,
@@ -587,7 +592,9 @@ STATEMENTS = (
         evaluate=claim_c1_printed,
         batched=False,
         adversarial=({"d": 2, "kind": "symmetric", "log_scale": 0.0, "seed": 0},),
-        note="2x2 blocks read as [[a, b], [−b, a]]; the 'd even' clause needs every real eigenvalue of even multiplicity",
+        note="2x2 blocks read as [[a, b], [−b, a]] (as Theorem 2.1's proof uses them); the 'd even' clause then needs "
+        "every real eigenvalue of even multiplicity. With arbitrary 2x2 blocks the clause is trivially true",
+        target="reading",
     ),
     Statement(
         id="claim-C.1/corrected",
@@ -596,7 +603,7 @@ STATEMENTS = (
         "M ∈ SO(d): rotations T(θ) and fixed directions only: resjax.normal_form",
         printed=False,
         claimed=True,
-        corrects="claim-C.1",
+        corrects="claim-C.1/reading-rotation-blocks",
         specs=normal_specs,
         build=build_normal,
         evaluate=claim_c1_corrected,

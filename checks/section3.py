@@ -261,16 +261,18 @@ _PACKED_B1 = ({"k": 3, "extra": 2, "norm_spread": 1.0, "packed": True, "seed": 0
 
 STATEMENTS = (
     Statement(
-        id="lemma-B.1",
-        ref="Lemma B.1",
-        text="(a) 1 − ρ′ ≤ ‖α‖² ≤ 1 + ρ′, (b) ‖α_i − α_j‖² ≥ 3ρ′ ⇒ U rows α_i, s = −(1 − 2ρ′)𝟙, "
+        id="lemma-B.1/proof-common-bias",
+        ref="Lemma B.1, proof",
+        text="the proof's construction: (a) 1 − ρ′ ≤ ‖α‖² ≤ 1 + ρ′, (b) ‖α_i − α_j‖² ≥ 3ρ′ ⇒ U rows α_i, s = −(1 − 2ρ′)𝟙, "
         "V columns (β_i − α_i)/(‖α_i‖² − (1 − 2ρ′)) move the selected points and fix the rest",
         printed=True,
         claimed=False,
         evaluate=lemma_b1(printed_b1),
         adversarial=_PACKED_B1,
-        note="(b) is garbled in our copy; read as squared separation 3ρ′. The common bias needs 6ρ′",
+        note="(b) is garbled in our copy; read as squared separation 3ρ′. The common bias needs 6ρ′; the lemma's "
+        "conclusion itself holds under this reading (lemma-B.1/corrected constructs it from separation > 2ρ′)",
         **_B1,
+        target="proof step",
     ),
     Statement(
         id="lemma-B.1/corrected",
@@ -279,21 +281,23 @@ STATEMENTS = (
         "and fix the rest: resjax.expressivity.move_block",
         printed=False,
         claimed=True,
-        corrects="lemma-B.1",
+        corrects="lemma-B.1/proof-common-bias",
         evaluate=lemma_b1(lambda a, b, sel, _: expressivity.move_block(a, b, sel)),
         adversarial=_PACKED_B1,
         **_B1,
     ),
     Statement(
-        id="lemma-B.2",
-        ref="Lemma B.2",
-        text="1 − ρ′ ≤ ‖z‖² ≤ 1 + ρ′, ‖z_i − z_j‖² ≥ ρ′ ⇒ ⌈n/k⌉ blocks of the printed Lemma B.1 give h_ℓ = v",
+        id="lemma-B.2/proof",
+        ref="Lemma B.2, proof",
+        text="the proof's step: 1 − ρ′ ≤ ‖z‖² ≤ 1 + ρ′, ‖z_i − z_j‖² ≥ ρ′ ⇒ ⌈n/k⌉ blocks of the printed Lemma B.1 "
+        "give h_ℓ = v",
         printed=True,
         claimed=False,
         specs=b2_specs,
         build=lambda spec, size: S.batch(b2_instance, spec, size),
         evaluate=lemma_b2_printed,
         batched=False,
+        target="proof step",
     ),
     Statement(
         id="thm-3.2/construction",
@@ -307,6 +311,7 @@ STATEMENTS = (
         evaluate=theorem_3_2_printed,
         batched=False,
         max_batch=4,
+        target="proof step",
     ),
     Statement(
         id="thm-3.2",

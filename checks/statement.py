@@ -17,6 +17,13 @@ import numpy as np
 
 Instance = dict[str, Any]
 
+# What an entry's verdict is about, so that it is quoted no more strongly than it was shown:
+# "statement": the result's conclusion under its hypotheses (falsified only by an instance
+#   that meets every hypothesis and violates the conclusion);
+# "proof step": a construction, constant or inequality used inside its proof;
+# "reading": one reading of a garbled or ambiguous printed line.
+TARGETS = ("statement", "proof step", "reading")
+
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
@@ -50,6 +57,7 @@ class Statement:
       ref: where it is in the paper, e.g. ``"Inequality (2.3)"``.
       text: the statement as checked, in words and symbols.
       printed: True when checked exactly as printed.
+      target: what the verdict is about, one of TARGETS.
       claimed: True when resjax relies on it; its falsification fails ``resjax check``.
       specs: profile name -> hypothesis strategy of instance specs (plain dicts).
       build: (spec, batch size) -> instance dict whose arrays have a leading batch axis;
@@ -81,6 +89,16 @@ class Statement:
     corrects: str | None = None
     note: str = ""
     max_batch: int | None = None  # instances per example, when each one is costly
+    target: str = "statement"
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"statement {self.id}: target {self.target!r} is not one of {TARGETS}.")
+
+    @property
+    def verdict_subject(self) -> str:
+        """How the verdict is quoted: "statement", "proof step" or "reading", printed or corrected."""
+        return f"{'printed' if self.printed else 'corrected'} {self.target}"
 
     def valid(self, instance: Instance) -> Instance:
         return self.domain(instance) if self.domain else instance

@@ -80,7 +80,8 @@ def _check(args) -> int:
         except report.WitnessError as e:
             return _fail("check", e)
         print(report.details(result))
-        print(f"replay of {args.replay}: {result.statement.id} is {result.status} on this instance")
+        print(f"replay of {args.replay}: {result.statement.id} ({result.statement.verdict_subject}) is {result.status} "
+              "on this instance")
         return report.exit_code([result])
     try:
         statements = registry.select(args.only)

@@ -14,27 +14,27 @@ from resjax.train.config import TrainConfig
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESJAX = [sys.executable, "-m", "resjax.cli"]
 
-EXPECTED = {
-    "claim-2.3": "falsified",
-    "claim-2.3/corrected": "verified",
-    "lemma-2.4": "falsified",
-    "lemma-2.4/corrected": "verified",
-    "ineq-2.3": "falsified",
-    "ineq-2.3/corrected": "verified",
-    "thm-2.2": "verified",
-    "thm-2.1": "falsified",
-    "thm-2.1/det>0": "verified",
-    "thm-2.1/sharper": "verified",
-    "thm-2.1/construction": "falsified",
-    "thm-2.1/psd": "verified",
-    "claim-C.1": "falsified",
-    "claim-C.1/corrected": "verified",
-    "claim-C.2": "verified",
-    "lemma-B.1": "falsified",
-    "lemma-B.1/corrected": "verified",
-    "lemma-B.2": "falsified",
-    "thm-3.2/construction": "falsified",
-    "thm-3.2": "verified",
+EXPECTED = {  # id: (target, verdict)
+    "claim-2.3": ("statement", "verified"),
+    "claim-2.3/proof-constant": ("proof step", "falsified"),
+    "lemma-2.4": ("statement", "falsified"),
+    "lemma-2.4/corrected": ("statement", "verified"),
+    "ineq-2.3": ("proof step", "falsified"),
+    "ineq-2.3/corrected": ("proof step", "verified"),
+    "thm-2.2": ("statement", "verified"),
+    "thm-2.1": ("statement", "falsified"),
+    "thm-2.1/det>0": ("statement", "verified"),
+    "thm-2.1/sharper": ("statement", "verified"),
+    "thm-2.1/construction": ("proof step", "falsified"),
+    "thm-2.1/psd": ("proof step", "verified"),
+    "claim-C.1/reading-rotation-blocks": ("reading", "falsified"),
+    "claim-C.1/corrected": ("statement", "verified"),
+    "claim-C.2": ("statement", "verified"),
+    "lemma-B.1/proof-common-bias": ("proof step", "falsified"),
+    "lemma-B.1/corrected": ("statement", "verified"),
+    "lemma-B.2/proof": ("proof step", "falsified"),
+    "thm-3.2/construction": ("proof step", "falsified"),
+    "thm-3.2": ("statement", "verified"),
 }
 
 
@@ -46,7 +46,7 @@ def test_resjax_check_quick_profile_end_to_end(tmp_path):
     out = run(["check", "--json", "report.json", "--quiet"], tmp_path)
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    assert {s["id"]: s["status"] for s in report["statements"]} == EXPECTED
+    assert {s["id"]: (s["target"], s["status"]) for s in report["statements"]} == EXPECTED
     assert "falsified" in out.stdout and "verified" in out.stdout
     assert "nan" not in out.stdout  # quantities a statement did not compute are left out, not printed as nan
     for s in report["statements"]:
@@ -55,7 +55,7 @@ def test_resjax_check_quick_profile_end_to_end(tmp_path):
     witness = next(s["witness"] for s in report["statements"] if s["id"] == "lemma-2.4")
     replay = run(["check", "--replay", witness], tmp_path)
     assert replay.returncode == 0, replay.stderr
-    assert "lemma-2.4 is falsified" in replay.stdout
+    assert "lemma-2.4 (printed statement) is falsified" in replay.stdout
 
 
 def test_unknown_statement_exits_2():
