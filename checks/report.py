@@ -65,6 +65,8 @@ def witness_file(result: Result, directory) -> pathlib.Path:
         "ref": s.ref,
         "text": s.text,
         "printed": s.printed,
+        "target": s.target,
+        "kind": s.witness_kind,
         "instance": {k: np.asarray(v).tolist() for k, v in result.witness.items()},
         "dtypes": {k: str(np.asarray(v).dtype) for k, v in result.witness.items()},
         "quantities": result.quantities,
@@ -138,7 +140,7 @@ def replay(path, statements=registry.STATEMENTS, only=None) -> Result:
         raise WitnessError(f"{path}: the instance does not fit {statement.id} ({type(e).__name__}: {e}).") from None
     quantities = {k: float(np.asarray(v)[0]) for k, v in out.items()}
     slack = quantities["slack"]
-    status = "falsified" if not slack >= 0 else "verified"
+    status = "falsified" if not slack >= 0 else "undecided" if quantities.get("undecided") == 1.0 else "verified"
     return Result(statement, status, 1, slack, quantities, witness=instance if status == "falsified" else None,
                   witness_path=str(path))
 
@@ -165,6 +167,8 @@ def details(r: Result) -> str:
     quantity that was not computed on that instance, NaN, is left out)."""
     q = ", ".join(f"{k}={_fmt(v)}" for k, v in r.quantities.items() if k == "slack" or not np.isnan(v))
     note = f"\n    ({r.statement.note})" if r.statement.note else ""
+    if r.status == "falsified":
+        note += f"\n    witness: a {r.statement.witness_kind}"
     return (f"{r.statement.id} [{r.statement.ref}]: {r.statement.verdict_subject} {r.status}: {r.statement.text}{note}"
             f"\n    {q}")
 
@@ -181,6 +185,7 @@ def to_json(results: list[Result], profile: str) -> dict:
                 "text": r.statement.text,
                 "printed": r.statement.printed,
                 "target": r.statement.target,
+                "witness_kind": r.statement.witness_kind if r.status == "falsified" else None,
                 "claimed": r.statement.claimed,
                 "corrects": r.statement.corrects,
                 "status": r.status,

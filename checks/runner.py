@@ -13,6 +13,9 @@ from . import attack as attack_mod
 from .statement import PROFILES, Instance, Profile, Statement
 
 _EVALUATORS: dict[tuple, object] = {}
+# Per-instance 0/1 flags an evaluate may return; a verified or undecided verdict reports
+# their totals (how many instances met the hypotheses, were constructed, or left undecided).
+COUNTED = ("in_domain", "constructed", "certificate", "undecided")
 
 
 @dataclasses.dataclass
@@ -20,7 +23,7 @@ class Result:
     """The verdict on one statement."""
 
     statement: Statement
-    status: str  # "verified" or "falsified"
+    status: str  # "verified", "falsified", or "undecided" (some instance neither confirmed nor refuted)
     instances: int
     min_slack: float
     quantities: dict  # at the instance of least slack
@@ -70,12 +73,15 @@ class _Tracker:
     def __init__(self):
         self.instances, self.min_slack, self.quantities = 0, np.inf, {}
         self.worst_batch = None
+        self.counts = dict.fromkeys(COUNTED, 0)  # per-instance flags an evaluate may return, summed
 
     def update(self, batch: dict, out: dict, keep: int = 0) -> int:
         """Counts a batch; keeps its ``keep`` least-slack instances if it holds the least slack."""
         slacks = _slacks(out)
         i = int(np.argmin(slacks))
         self.instances += len(slacks)
+        for key in COUNTED:
+            self.counts[key] += int(np.nansum(out.get(key, 0.0)))
         if slacks[i] < self.min_slack or self.worst_batch is None:
             self.min_slack = float(slacks[i])
             self.quantities = {k: float(v[i]) for k, v in out.items()}
@@ -137,7 +143,10 @@ def check(statement: Statement, profile: str | Profile = "quick") -> Result:
             q = found.quantities
             return Result(statement, "falsified", tracker.instances, min(q["slack"], tracker.min_slack), q,
                           witness=found.instance, seconds=time.perf_counter() - start)
-    return Result(statement, "verified", tracker.instances, tracker.min_slack, tracker.quantities,
+    status = "undecided" if tracker.counts["undecided"] else "verified"
+    counted = {f"{k}_instances": float(v) for k, v in tracker.counts.items() if v}
+    quantities = {**tracker.quantities, **counted}
+    return Result(statement, status, tracker.instances, tracker.min_slack, quantities,
                   seconds=time.perf_counter() - start)
 
 

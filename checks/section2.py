@@ -105,6 +105,7 @@ def gradient_bound(inst: dict, exponent: str, sigma_power: int) -> dict:
     allowance = 1e-10 + 64 * EPS * ell * A.shape[-1] * (s[0] / s[-1]) ** 2
     return {
         "slack": jnp.tanh(gap / 2) + allowance,
+        "ratio": jnp.exp(gap),  # lhs / rhs: 1 where the bound is attained
         "log_lhs": log_lhs,
         "log_rhs": log_rhs,
         "excess": excess,
@@ -189,9 +190,11 @@ def mc_specs(profile: str):
 # ----------------------------------------------------------------- Theorem 2.1
 
 
-def factor_specs(profile: str, det_sign=st.just(1), psd=False, min_depth=1):
+def factor_specs(profile: str, det_sign=st.just(1), psd=False, min_depth=1, depth=st.none()):
+    """Specs of factor_instance; ``depth`` draws a fixed depth (None: ⌈3γ⌉ + extra)."""
     return st.fixed_dictionaries(
         {
+            "depth": depth,
             "d": S.dims(profile),
             "extra_depth": st.one_of(st.just(0), st.integers(0, 64)),
             "log_cond": st.floats(0.0, 8.0),
@@ -221,7 +224,7 @@ def factor_instance(rng: np.random.Generator, spec: dict) -> dict:
     if spec["det_sign"] < 0:
         R[0] *= -1
     g = max(abs(math.log(s.max())), abs(math.log(s.min())))
-    depth = max(spec["min_depth"], math.ceil(3 * g) + spec["extra_depth"])
+    depth = spec.get("depth") or max(spec["min_depth"], math.ceil(3 * g) + spec["extra_depth"])
     if spec["det_sign"] < 0:  # make Theorem 2.1's bound < 1, where the determinant decides
         depth = max(depth, math.floor(linear.theorem_2_1_bound(g, 1)) + 1)
     return {"R": R, "depth": np.int64(depth)}
@@ -252,6 +255,74 @@ def construction(bound, factorizer=linear.factorize):
         rounding = 64 * R.shape[0] * EPS  # ‖A*_j‖ of an exact identity factor is rounding only
         slack = min(relative_slack(b + rounding, norm), relative_slack(tol, err))
         return {"slack": float(slack), "norm": norm, "bound": b, "product_error": err, "gamma": g}
+
+    return evaluate
+
+
+def lower_bound_specs(profile: str):
+    return st.fixed_dictionaries(
+        {
+            "shape": S.shapes(profile),
+            "kind": st.sampled_from(["random", "scaling", "rotation", "mixed"]),
+            "log_size": st.floats(-4.0, 0.5),
+            "seed": S.seeds(),
+        }
+    )
+
+
+def lower_bound_instance(rng: np.random.Generator, spec: dict) -> dict:
+    """Layers A_j of norm about δ = e^{log_size}: Gaussian directions, ±δ·Id (where the
+    singular-value terms are tight), rotation steps in random planes (where the angle
+    term is nearly tight), or rotation steps times scalings."""
+    d, depth = spec["shape"]
+    delta = math.exp(spec["log_size"])
+    A = np.empty((depth, d, d))
+    for j in range(depth):
+        if spec["kind"] == "random":
+            G = rng.normal(size=(d, d))
+            A[j] = delta * rng.uniform(0.1, 1.0) * G / np.linalg.norm(G, 2)
+        elif spec["kind"] == "scaling":
+            A[j] = min(delta, 0.99) * np.sign(spec["log_size"] + 2.0) * np.eye(d)
+        else:
+            step = np.eye(d)
+            if d >= 2:  # a rotation by α in a random plane has ‖T(α) − Id‖ = 2 sin(α/2) = δ
+                alpha = 2 * math.asin(min(delta, 2.0) / 2)
+                S_ = S.orthogonal(rng, d)
+                D = np.eye(d)
+                D[:2, :2] = normal_form.rotation(alpha)
+                step = S_ @ D @ S_.T
+            if spec["kind"] == "mixed":
+                step = step * (1.0 + 0.5 * min(delta, 0.99) * rng.uniform(-1, 1))
+            A[j] = step - np.eye(d)
+    return {"A": A}
+
+
+def lower_bound_holds(inst: dict) -> dict:
+    """The lower bound against the layers that produced R: |||A||| ≥ bound(R, ℓ)."""
+    A = inst["A"]
+    depth, d = A.shape[0], A.shape[1]
+    P = np.eye(d)
+    for A_j in A:
+        P = P + A_j @ P
+    norm = float(np.max(np.linalg.norm(A, ord=2, axis=(1, 2))))
+    bound = linear.factorization_lower_bound(P, depth)
+    rounding = 1e-12 * depth * d  # the product, its SVD and ℓ-th roots in float64
+    return {"slack": float(relative_slack(norm + rounding, bound)), "ratio": norm / bound if bound > 0 else 1.0,
+            "norm": norm, "lower_bound": bound, "angle": linear.largest_angle(P)}
+
+
+def near_optimal(factor: float):
+    """|||factorize(R, ℓ)||| ≤ factor × factorization_lower_bound(R, ℓ); reports the ratio."""
+
+    def evaluate(inst: dict) -> dict:
+        R, depth = inst["R"], int(inst["depth"])
+        A = linear.factorize(R, depth)
+        norm = float(np.max(np.linalg.norm(A, ord=2, axis=(1, 2))))
+        bound = linear.factorization_lower_bound(R, depth)
+        rounding = 64 * R.shape[0] * EPS  # R = Id up to rounding: both are rounding
+        ratio = norm / bound if bound > rounding else 1.0 if norm <= rounding else math.inf
+        return {"slack": float(relative_slack(factor * bound + rounding, norm)), "ratio": ratio, "norm": norm,
+                "lower_bound": bound, "depth": float(depth), "gamma": float(linear.gamma(R))}
 
     return evaluate
 
@@ -308,6 +379,55 @@ def construction_printed(inst: dict) -> dict:
     return {"slack": slack, "product_error": err, "layers_used": used, "depth": depth}
 
 
+# Appendix A's step 5 is garbled: "p = ℓ√(3γ)/(2(√π + √(3γ))), q = ℓ√π/(√π + √(3γ))" as
+# extracted; the factor 2 may belong to q instead. Each reading: (p, q) from (γ, ℓ).
+PQ_READINGS = {
+    "extracted": ("p = ℓ√(3γ)/(2(√π + √(3γ))), q = ℓ√π/(√π + √(3γ))",
+                  lambda a, b, depth: (depth * b / (2 * (a + b)), depth * a / (a + b))),
+    "factor-2-on-q": ("p = ℓ√(3γ)/(√π + √(3γ)), q = ℓ√π/(2(√π + √(3γ)))",
+                      lambda a, b, depth: (depth * b / (a + b), depth * a / (2 * (a + b)))),
+}
+
+
+def pq_reading(choose):
+    """What the proof asks of p and q, in its own real arithmetic: the layers fit,
+    2q + p ≤ ℓ; step 4's p ≥ γ; and the concluded π/q + 3γ/p ≤ 2(√π + √(3γ))²/ℓ."""
+
+    def evaluate(inst: dict) -> dict:
+        R, depth = inst["R"], int(inst["depth"])
+        g = float(linear.gamma(R))
+        a, b = math.sqrt(math.pi), math.sqrt(3 * g)
+        p, q = choose(a, b, depth)
+        bound = linear.theorem_2_1_bound(g, depth)
+        used = 2 * q + p
+        concluded = math.pi / q + (3 * g / p if g > 0 else 0.0)
+        rounding = 1e-12 * depth
+        slack = min(float(relative_slack(depth + rounding, used)), float(relative_slack(p + rounding, g)),
+                    float(relative_slack(bound + rounding, concluded)))
+        return {"slack": slack, "layers_used": used, "depth": float(depth), "p": p, "q": q, "gamma": g,
+                "concluded_bound": concluded, "printed_bound": bound}
+
+    return evaluate
+
+
+def pq_entry(reading: str) -> Statement:
+    shown, choose = PQ_READINGS[reading]
+    return Statement(
+        id=f"thm-2.1/p-q/reading-{reading}",
+        ref="Theorem 2.1, Appendix A step 5 (garbled)",
+        text=f"{shown} ⇒ 2q + p ≤ ℓ, p ≥ γ and π/q + 3γ/p ≤ 2(√π + √(3γ))²/ℓ (for ℓ ≥ 3γ, det R > 0)",
+        printed=True,
+        claimed=False,
+        target="reading",
+        evaluate=pq_reading(choose),
+        specs=factor_specs,
+        build=build_factor,
+        batched=False,
+        adversarial=_ADVERSARIAL_R,
+        note="real-valued p and q, as the proof computes; rounding them to integers is a further step it leaves out",
+    )
+
+
 def psd_bound(g: float, depth: int) -> float:
     return 3.0 * g / depth
 
@@ -357,6 +477,11 @@ def build_normal(spec: dict, size: int) -> dict:
 
 def _decomposition_slack(M: np.ndarray) -> tuple[float, dict]:
     Sm, D, _ = normal_form.normal_form(M)
+    return _decomposition_slack_of(M, Sm, D)
+
+
+def _decomposition_slack_of(M: np.ndarray, Sm: np.ndarray, D: np.ndarray) -> tuple[float, dict]:
+    """How exactly M = S D Sᵀ with S orthogonal."""
     d = M.shape[0]
     scale = max(np.linalg.norm(M, 2), np.finfo(np.float64).tiny)
     recon = np.linalg.norm(Sm @ D @ Sm.T - M, 2) / scale
@@ -383,6 +508,26 @@ def claim_c1_printed(inst: dict) -> dict:
     slack, info = _decomposition_slack(M)
     odd = odd_real_eigenvalues(M) if M.shape[0] % 2 == 0 else 0
     return {"slack": min(slack, -odd / M.shape[0]) if odd else slack, "odd_real_eigenvalues": odd, **info}
+
+
+def claim_c1_any_blocks(inst: dict) -> dict:
+    """Blocks of size ≤ 2 with arbitrary 2x2 blocks: then "all 2x2 when d is even" holds
+    trivially. Built, not assumed: normal_form's blocks, reordered so that the 1x1 blocks
+    come last, and paired into diagonal 2x2 blocks (their count is d minus an even number).
+    Checks M = S D Sᵀ, S orthogonal, and that D vanishes outside its 2x2 diagonal blocks."""
+    M = inst["M"]
+    Sm, D, blocks = normal_form.normal_form(M)
+    d = M.shape[0]
+    order = [i for start, size in blocks if size == 2 for i in (start, start + 1)]
+    order += [start for start, size in blocks if size == 1]
+    Sm, D = Sm[:, order], D[np.ix_(order, order)]
+    slack, info = _decomposition_slack_of(M, Sm, D)
+    if d % 2 == 0:
+        inside = np.kron(np.eye(d // 2), np.ones((2, 2))).astype(bool)
+        outside = float(np.abs(D[~inside]).max(initial=0.0))
+        slack = min(slack, float(relative_slack(1e-12 * d * max(np.linalg.norm(M, 2), 1e-300), outside)))
+        info["off_block_entries"] = outside
+    return {"slack": slack, **info}
 
 
 def claim_c1_corrected(inst: dict) -> dict:
@@ -440,7 +585,7 @@ _ADVERSARIAL_BALL = (  # A_i = −τ·Id: every product shrinks by (1 − τ), t
     {**_BALL_SPEC, "d": 1, "depth": 2, "tau": 0.5},
     {**_BALL_SPEC, "d": 3, "depth": 8, "tau": 0.9, "mode": "rank1"},
 )
-_R = {"extra_depth": 0, "log_cond": 0.0, "log_scale": 0.0, "angles": "pi", "det_sign": 1, "psd": False, "min_depth": 1}
+_R = {"depth": None, "extra_depth": 0, "log_cond": 0.0, "log_scale": 0.0, "angles": "pi", "det_sign": 1, "psd": False, "min_depth": 1}
 _ADVERSARIAL_R = (  # rotations by exactly π, odd d, depth exactly ⌈3γ⌉, extreme conditioning
     {**_R, "d": 2, "extra_depth": 3, "seed": 1},
     {**_R, "d": 3, "seed": 0},
@@ -534,6 +679,7 @@ STATEMENTS = (
         build=build_factor,
         batched=False,
         note="det R < 0 certified by sign det Π(Id + A_j) > 0 for |||A||| < 1 (Σ = Id)",
+        witness_kind="certificate",
     ),
     Statement(
         id="thm-2.1/det>0",
@@ -559,6 +705,56 @@ STATEMENTS = (
         adversarial=tuple({**a, "min_depth": 3} for a in _ADVERSARIAL_R),
     ),
     Statement(
+        id="thm-2.1/lower-bound",
+        ref="Theorem 2.1 (lower bound)",
+        text="every A with (Id + A_ℓ)···(Id + A_1) = R has |||A||| ≥ max(σ_max(R)^{1/ℓ} − 1, 1 − σ_min(R)^{1/ℓ}, "
+        "sin(min(θ(R)/ℓ, π/2))), θ(R) = max ∠(x, R x): resjax.linear.factorization_lower_bound",
+        printed=False,
+        claimed=True,
+        specs=lower_bound_specs,
+        build=lambda spec, size: S.batch(lower_bound_instance, spec, size),
+        evaluate=lower_bound_holds,
+        batched=False,
+        max_batch=8,
+        adversarial=tuple({"shape": (3, 8), "kind": k, "log_size": v, "seed": 0}
+                          for k, v in (("scaling", -1.0), ("scaling", -3.0), ("rotation", -2.0), ("mixed", -1.0))),
+        note="checked on products of sampled layers (docs/section2.md proves it); scaling layers make it tight",
+    ),
+    Statement(
+        id="thm-2.1/near-optimal",
+        ref="Theorem 2.1 (lower bound)",
+        text="det R > 0, ℓ ≥ 10, ℓ ≥ 3γ ⇒ |||factorize(R, ℓ)||| ≤ 2 × factorization_lower_bound(R, ℓ): "
+        "within a factor 2 of the best factorisation",
+        printed=False,
+        claimed=True,
+        evaluate=near_optimal(2.0),
+        specs=lambda p: factor_specs(p, min_depth=10),
+        build=build_factor,
+        batched=False,
+        max_batch=16,
+        adversarial=tuple({**a, "min_depth": 10} for a in _ADVERSARIAL_R),
+        note="the ratio at the least-slack instance is the worst one seen",
+    ),
+    Statement(
+        id="thm-2.1/near-optimal-shallow",
+        ref="Theorem 2.1 (lower bound)",
+        text="det R > 0, 1 ≤ ℓ ≤ 9 (ℓ ≥ 3γ not required) ⇒ |||factorize(R, ℓ)||| ≤ 2 × "
+        "factorization_lower_bound(R, ℓ)",
+        printed=False,
+        claimed=False,
+        evaluate=near_optimal(2.0),
+        specs=lambda p: factor_specs(p, depth=st.integers(1, 9)),
+        build=build_factor,
+        batched=False,
+        max_batch=16,
+        adversarial=(  # ratio 2.011 at ℓ = 3, found by benchmarks/factorize_ratio.py
+            {"depth": 3, "d": 4, "extra_depth": 0, "log_cond": 3.46650668789632, "log_scale": 2.763649001285442,
+             "angles": "near_pi", "det_sign": 1, "psd": False, "min_depth": 1, "seed": 285351456},
+            *({**a, "depth": k} for a in _ADVERSARIAL_R for k in (2, 5)),
+        ),
+        note="small depths, reported apart and not relied on: the ratio at the least-slack instance is the worst seen",
+    ),
+    Statement(
         id="thm-2.1/construction",
         ref="Theorem 2.1, Appendix A",
         text="B_j = Id − S W S⁻¹ gives U = (Id + B_q)···(Id + B_1); with the printed p, q the layers 2q + p fit in ℓ",
@@ -569,6 +765,8 @@ STATEMENTS = (
         **_FACTOR,
         target="proof step",
     ),
+    pq_entry("extracted"),
+    pq_entry("factor-2-on-q"),
     Statement(
         id="thm-2.1/psd",
         ref="Theorem 2.1, Appendix A (PSD warm-up)",
@@ -593,7 +791,23 @@ STATEMENTS = (
         batched=False,
         adversarial=({"d": 2, "kind": "symmetric", "log_scale": 0.0, "seed": 0},),
         note="2x2 blocks read as [[a, b], [−b, a]] (as Theorem 2.1's proof uses them); the 'd even' clause then needs "
-        "every real eigenvalue of even multiplicity. With arbitrary 2x2 blocks the clause is trivially true",
+        "every real eigenvalue of even multiplicity, so one of odd multiplicity certifies that no such S, D exist",
+        target="reading",
+        witness_kind="certificate",
+    ),
+    Statement(
+        id="claim-C.1/reading-any-blocks",
+        ref="Claim C.1",
+        text="real normal M = S D Sᵀ, S orthonormal, D block diagonal with blocks of size ≤ 2 (any 2x2 blocks), "
+        "all 2x2 when d is even",
+        printed=True,
+        claimed=False,
+        specs=normal_specs,
+        build=build_normal,
+        evaluate=claim_c1_any_blocks,
+        batched=False,
+        adversarial=({"d": 2, "kind": "symmetric", "log_scale": 0.0, "seed": 0},),
+        note="true and nearly empty: pairs of 1x1 blocks make diagonal 2x2 blocks; checked by building S, D",
         target="reading",
     ),
     Statement(

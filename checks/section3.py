@@ -121,6 +121,133 @@ def lemma_b1(construction):
     return evaluate
 
 
+# ------------------------------------------- Lemma B.1 (b), every reading
+
+# The printed condition (b) is garbled: "a separation of 3ρ′". Each reading gives the least
+# squared distance it grants between α_i and α_j when i or j is selected.
+READINGS = {
+    "squared": ("‖α_i − α_j‖² ≥ 3ρ′", lambda rho: 3 * rho),
+    "unsquared": ("‖α_i − α_j‖ ≥ 3ρ′", lambda rho: 9 * rho**2),
+}
+GRID = 2.0**-40  # coordinates on this grid make the certificate's midpoint exact in float64
+
+
+def reading_specs(profile: str):
+    return st.fixed_dictionaries(
+        {
+            "layout": st.sampled_from(["random", "packed", "midpoint"]),
+            "k": st.integers(1, 8),
+            "extra": st.integers(0, 8),
+            "log_rho": st.floats(math.log(1e-3), math.log(0.5)),
+            "seed": S.seeds(),
+        }
+    )
+
+
+def reading_instance(rng: np.random.Generator, spec: dict, least_sq) -> dict:
+    """k selected points (rows 0..k−1, targets β_j = α_j + e_j: independent moves), two
+    unselected ones, and ``extra`` more, in ℝ^k, with ρ′ = e^{log_rho}. Layouts: random
+    directions with squared norms in [1 − ρ′, 1 + ρ′]; "packed", the first selected and
+    the first unselected point at squared norm 1 + ρ′ and exactly the least squared
+    distance the reading grants (× 1.01); "midpoint", the first selected point halfway
+    between the two unselected ones, each at that distance from it, as close to the origin
+    as (a) allows. An instance may miss the hypotheses: it is then outside the domain."""
+    k, n, rho = spec["k"], spec["k"] + 2 + spec["extra"], math.exp(spec["log_rho"])
+    alpha = unit_rows(rng, n, k) * np.sqrt(1 + rho * rng.uniform(-1, 1, size=(n, 1)))
+    delta = 1.01 * least_sq(rho)
+    u = alpha[0] / np.linalg.norm(alpha[0])
+    w = rng.normal(size=k)
+    w = w - (w @ u) * u if k > 1 else w
+    w /= np.linalg.norm(w)
+    margin = 1e-6 * rho
+    if spec["layout"] == "packed":
+        alpha[0] = math.sqrt(1 + rho - margin) * u
+        cos = 1 - delta / (2 * (1 + rho - margin))  # two points of squared norm 1 + ρ′ at squared distance δ
+        alpha[k] = math.sqrt(1 + rho - margin) * (cos * u + math.sqrt(max(1 - cos**2, 0.0)) * w)
+    elif spec["layout"] == "midpoint":
+        mid = np.round(math.sqrt(max(1 + rho - margin - delta, 0.0)) * u / GRID) * GRID
+        step = np.round(math.sqrt(delta) * w / GRID) * GRID
+        alpha[0], alpha[k], alpha[k + 1] = mid, mid + step, mid - step
+    beta = alpha[:k] + np.eye(k)
+    return {"alpha": alpha, "beta": beta, "rho_prime": np.float64(rho)}
+
+
+def in_domain(alpha, k: int, rho: float, least_sq) -> bool:
+    """(a) and the reading's (b), exactly on the float64 instance."""
+    sq = np.einsum("ij,ij->i", alpha, alpha)
+    if np.abs(sq - 1).max() > rho:
+        return False
+    diff = alpha[:k, None, :] - alpha[None, :, :]
+    dist = np.einsum("ijk,ijk->ij", diff, diff)
+    dist[np.arange(k), np.arange(k)] = np.inf
+    return bool(dist.min() >= least_sq(rho))
+
+
+def midpoint_certificate(alpha, beta, k: int) -> bool:
+    """True when no block can exist: a selected α_i is exactly (in rational arithmetic) the
+    midpoint of two unselected points, and the required moves β_j − α_j are linearly
+    independent. Proof (docs/section3.md): the moves force V invertible, so the units
+    ReLU(U h + s) ≥ 0 vanish at both unselected points, hence, being convex, at α_i."""
+    from fractions import Fraction
+
+    moves = beta - alpha[:k]
+    if np.linalg.svd(moves, compute_uv=False).min() <= 1e-9 * max(1.0, np.abs(moves).max()):
+        return False
+    exact = [[Fraction(float(x)) for x in row] for row in alpha]
+    for i in range(k):
+        for a in range(k, len(alpha)):
+            for b in range(a + 1, len(alpha)):
+                if all(2 * x == y + z for x, y, z in zip(exact[i], exact[a], exact[b])):
+                    return True
+    return False
+
+
+def lemma_b1_reading(least_sq):
+    """The lemma's conclusion under one reading: constructed by the per-point block
+    (verified on the instance), or refuted by the midpoint certificate, or neither
+    (undecided: reported, never counted as either)."""
+
+    def evaluate(inst: dict) -> dict:
+        alpha, beta, rho = inst["alpha"], inst["beta"], float(inst["rho_prime"])
+        k = len(beta)
+        if not in_domain(alpha, k, rho, least_sq):  # the hypotheses fail: the statement says nothing here
+            return {"slack": 1.0, "in_domain": 0.0, "rho_prime": rho}
+        selected = np.arange(k)
+        try:
+            err, tol = block_error(alpha, beta, selected, *expressivity.move_block(alpha, beta, selected))
+        except ValueError:
+            err, tol = math.inf, FIT_TOL
+        if err <= tol:
+            return {"slack": float(relative_slack(tol, err)), "in_domain": 1.0, "constructed": 1.0, "rho_prime": rho}
+        if midpoint_certificate(alpha, beta, k):
+            return {"slack": -1.0, "in_domain": 1.0, "certificate": 1.0, "rho_prime": rho}
+        return {"slack": 0.0, "in_domain": 1.0, "undecided": 1.0, "rho_prime": rho}
+
+    return evaluate
+
+
+def reading_entry(reading: str, least_sq=None, text: str | None = None) -> Statement:
+    """The registry entry of Lemma B.1 under one reading of (b) (a planted one in tests)."""
+    shown, least_sq = (text, least_sq) if least_sq else READINGS[reading]
+    return Statement(
+        id=f"lemma-B.1/reading-{reading}",
+        ref="Lemma B.1 (b), garbled",
+        text=f"(a) 1 − ρ′ ≤ ‖α‖² ≤ 1 + ρ′, (b) read as {shown} when i or j is selected ⇒ there are U, V, s "
+        "with T(α_i) = β_i − α_i on the selected points and T = 0 on the rest, for any targets β",
+        printed=True,
+        claimed=False,
+        target="reading",
+        witness_kind="certificate",
+        specs=reading_specs,
+        build=lambda spec, size: S.batch(lambda rng, sp: reading_instance(rng, sp, least_sq), spec, size),
+        evaluate=lemma_b1_reading(least_sq),
+        batched=False,
+        max_batch=16,
+        note="an existence statement: verified where the per-point block is built, falsified only by the midpoint "
+        "certificate (no block exists), undecided otherwise",
+    )
+
+
 # ----------------------------------------------------------------- Lemma B.2
 
 
@@ -286,6 +413,8 @@ STATEMENTS = (
         adversarial=_PACKED_B1,
         **_B1,
     ),
+    reading_entry("squared"),
+    reading_entry("unsquared"),
     Statement(
         id="lemma-B.2/proof",
         ref="Lemma B.2, proof",

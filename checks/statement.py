@@ -23,6 +23,11 @@ Instance = dict[str, Any]
 # "proof step": a construction, constant or inequality used inside its proof;
 # "reading": one reading of a garbled or ambiguous printed line.
 TARGETS = ("statement", "proof step", "reading")
+# What a falsifying witness is: a "counterexample" (an instance on which a universal
+# statement's conclusion fails), or a "certificate" (an instance with an obstruction,
+# proved in the docs and checked on it, showing that nothing an existence statement asks
+# for exists). An optimiser's failure to find something is neither: at most "undecided".
+WITNESS_KINDS = ("counterexample", "certificate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,9 @@ class Statement:
       text: the statement as checked, in words and symbols.
       printed: True when checked exactly as printed.
       target: what the verdict is about, one of TARGETS.
+      witness_kind: what a falsifying witness is, one of WITNESS_KINDS. An evaluate may
+        return the quantity ``undecided`` = 1 on an instance it can neither confirm nor
+        refute; the verdict is then "undecided" unless something falsifies it.
       claimed: True when resjax relies on it; its falsification fails ``resjax check``.
       specs: profile name -> hypothesis strategy of instance specs (plain dicts).
       build: (spec, batch size) -> instance dict whose arrays have a leading batch axis;
@@ -90,15 +98,21 @@ class Statement:
     note: str = ""
     max_batch: int | None = None  # instances per example, when each one is costly
     target: str = "statement"
+    witness_kind: str = "counterexample"
 
     def __post_init__(self):
         if self.target not in TARGETS:
             raise ValueError(f"statement {self.id}: target {self.target!r} is not one of {TARGETS}.")
+        if self.witness_kind not in WITNESS_KINDS:
+            raise ValueError(f"statement {self.id}: witness_kind {self.witness_kind!r} is not one of {WITNESS_KINDS}.")
 
     @property
     def verdict_subject(self) -> str:
-        """How the verdict is quoted: "statement", "proof step" or "reading", printed or corrected."""
-        return f"{'printed' if self.printed else 'corrected'} {self.target}"
+        """How the verdict is quoted: the target, and whose wording is checked: "printed"
+        (the paper's), "corrected" (resjax's correction of a printed entry) or "added"
+        (a statement resjax adds, such as a sharper bound or a lower bound)."""
+        form = "printed" if self.printed else "corrected" if self.corrects else "added"
+        return f"{form} {self.target}"
 
     def valid(self, instance: Instance) -> Instance:
         return self.domain(instance) if self.domain else instance

@@ -215,6 +215,66 @@ def sharper_bound(gamma_R: float, depth: int) -> float:
     return (math.pi + 3.0 * gamma_R) / (depth - 2)
 
 
+def largest_angle(R, starts: int = 8, seed: int = 0) -> float:
+    """θ(R) = max over x ≠ 0 of the angle ∠(x, R x) ∈ [0, π], from below.
+
+    The maximum of a non-concave function: every candidate x gives a valid lower value,
+    and the best of the eigenvectors of (R + Rᵀ)/2 and of R's polar rotation planes, and
+    of ``starts`` seeded random directions, each refined by L-BFGS on cos ∠(x, R x), is
+    returned. Exact for normal R (the angle is then attained in a rotation plane or on a
+    real eigenvector). An x with R x = 0 counts as π/2 (no factorisation with |||A||| < 1
+    reaches a singular R anyway). R: (d, d) real.
+    """
+    from scipy.optimize import minimize
+
+    R = _nf._as_square_float64(R, "R")
+    d = R.shape[0]
+
+    def cosine(x):
+        rx = R @ x
+        nx, nr = np.linalg.norm(x), np.linalg.norm(rx)
+        if nx == 0.0 or nr == 0.0:
+            return 0.0, np.zeros(d)
+        a = x @ rx
+        c = a / (nx * nr)
+        grad = (R + R.T) @ x / (nx * nr) - c * (x / nx**2 + R.T @ rx / nr**2)
+        return c, grad
+
+    _, vectors = np.linalg.eigh((R + R.T) / 2)
+    W, _, Vt = np.linalg.svd(R)
+    candidates = [*vectors.T, *(W @ Vt).T, *np.random.default_rng(seed).standard_normal((starts, d))]
+    best = 1.0
+    for x0 in candidates:
+        res = minimize(cosine, x0, jac=True, method="L-BFGS-B", options={"maxiter": 200})
+        best = min(best, float(res.fun), cosine(x0)[0])
+    return float(math.acos(min(1.0, max(-1.0, best))))
+
+
+def factorization_lower_bound(R, depth: int) -> float:
+    """A lower bound on |||A||| over *every* factorisation (Id + A_ℓ)···(Id + A_1) = R.
+
+    With δ = |||A||| (docs/section2.md proves each term):
+      σ_max(R) ≤ (1 + δ)^ℓ                 ⇒ δ ≥ σ_max(R)^{1/ℓ} − 1,
+      σ_min(R) ≥ (1 − δ)^ℓ  (when δ < 1)   ⇒ δ ≥ 1 − σ_min(R)^{1/ℓ},
+      each layer turns a vector by at most arcsin δ  ⇒ δ ≥ sin(min(θ(R)/ℓ, π/2)),
+    with θ(R) = :func:`largest_angle` (a lower estimate of the maximum keeps the bound
+    valid); and δ ≥ 1 when det R ≤ 0 (a product of layers with δ < 1 has det > 0).
+    For ℓ = 1 it is exact: ‖R − Id‖.
+    Compare :func:`factorize`'s |||A*||| with it to see how far from optimal a
+    factorisation can be. R: (d, d) real; depth: ℓ ≥ 1.
+    """
+    depth = _v.integer("depth", depth, minimum=1)
+    R = _nf._as_square_float64(R, "R")
+    if depth == 1:  # the only factorisation
+        return float(np.linalg.norm(R - np.eye(R.shape[0]), 2))
+    s = np.linalg.svd(R, compute_uv=False)
+    terms = [s[0] ** (1.0 / depth) - 1.0, 1.0 - s[-1] ** (1.0 / depth),
+             math.sin(min(largest_angle(R) / depth, math.pi / 2))]
+    if not np.linalg.det(R) > 0:
+        terms.append(1.0)
+    return float(max(terms))
+
+
 def negative_determinant_remedy(R) -> np.ndarray:
     """The paper's remedy for det R < 0: append one independent coordinate whose label is flipped.
 
@@ -296,7 +356,10 @@ def factorize_psd(R, depth: int) -> np.ndarray:
     return np.broadcast_to(layer, (depth, *R.shape)).copy()
 
 
-def factorize(R, depth: int, *, require_bound: bool = False) -> np.ndarray:
+CONSTRUCTIONS = ("best", "split", "interleaved")
+
+
+def factorize(R, depth: int, *, require_bound: bool = False, construction: str = "best") -> np.ndarray:
     """Theorem 2.1, constructively: A* with (Id + A*_ℓ)···(Id + A*_1) = R and small |||A*|||.
 
     Uses the polar decomposition R = Q P (Q a rotation since det R > 0, P positive
@@ -304,7 +367,9 @@ def factorize(R, depth: int, *, require_bound: bool = False) -> np.ndarray:
     Layers 1..p are P^{1/p} − Id (the paper's PSD warm-up: all equal, norm
     max|σ_i^{1/p} − 1|), layers p+1..p+q are Q^{1/q} − Id via the normal form of
     Claim C.1 (norm 2 sin(θ_max / 2q) ≤ π/q), and any remaining layers are zero;
-    q and p are chosen to minimise |||A*|||. For ℓ ≥ 3 and ℓ ≥ 3γ this gives
+    q and p are chosen to minimise |||A*|||. A second construction lets every layer
+    rotate and stretch at once (Id + A_j = Q^{j/ℓ} P^{1/ℓ} Q^{−(j−1)/ℓ}); the one with
+    the smaller |||A*||| is returned. For ℓ ≥ 3 and ℓ ≥ 3γ this gives
     |||A*||| ≤ (π + 3γ)/(ℓ − 2) (:func:`sharper_bound`), and for every ℓ ≥ 3γ at most
     Theorem 2.1's 2(√π + √(3γ))²/ℓ. A symmetric positive definite R gets ℓ equal layers.
 
@@ -312,6 +377,8 @@ def factorize(R, depth: int, *, require_bound: bool = False) -> np.ndarray:
       R: (d, d) real matrix with det R > 0, any d ≥ 1.
       depth: ℓ ≥ 1, the number of layers.
       require_bound: if True, refuse depth < 3γ(R), where Theorem 2.1 promises nothing.
+      construction: "split" (rotation and stretch in separate layers, the one the bounds
+        are proved for), "interleaved" (both in every layer), or "best" of the two.
     Returns:
       float64 NumPy array A* of shape (depth, d, d); its product equals R to float64
       precision (relative error ~ ℓ·d·1e-16).
@@ -331,6 +398,7 @@ def factorize(R, depth: int, *, require_bound: bool = False) -> np.ndarray:
       True
     """
     depth = _v.integer("depth", depth, minimum=1)
+    _v.one_of("construction", construction, CONSTRUCTIONS)
     R, W, s, Vt = _check_factorizable(R)
     d = R.shape[0]
     g = float(max(abs(math.log(s[0])), abs(math.log(s[-1]))))
@@ -358,4 +426,24 @@ def factorize(R, depth: int, *, require_bound: bool = False) -> np.ndarray:
         A[:p] = (Vt.T * s ** (1.0 / p)) @ Vt - eye
     if q:
         A[p : p + q] = _nf.rotation_power(S, thetas, 1.0 / q) - eye
-    return A
+    if construction == "split":
+        return A
+    mixed = _interleaved_polar(S, thetas, Vt, s, depth)
+    if construction == "interleaved":
+        return mixed
+    norms = [np.linalg.norm(B, ord=2, axis=(1, 2)).max() for B in (A, mixed)]
+    return mixed if norms[1] < norms[0] else A
+
+
+def _interleaved_polar(S, thetas, Vt, s, depth: int) -> np.ndarray:
+    """Every layer rotates and stretches at once: Id + A_j = Q^{j/ℓ} P^{1/ℓ} Q^{−(j−1)/ℓ}.
+
+    The product telescopes to Q P = R, and each layer is Q^{1/ℓ} P^{1/ℓ} conjugated by the
+    rotation Q^{(j−1)/ℓ}, so all have the norm ‖Q^{1/ℓ} P^{1/ℓ} − Id‖ ≤ ‖Q^{1/ℓ} − Id‖·‖P^{1/ℓ}‖
+    + ‖P^{1/ℓ} − Id‖: at worst about the split construction's, often less, since rotation and
+    stretch then share every layer instead of dividing the layers between them.
+    """
+    root = (Vt.T * s ** (1.0 / depth)) @ Vt
+    powers = [_nf.rotation_power(S, thetas, j / depth) for j in range(depth + 1)]
+    eye = np.eye(root.shape[0])
+    return np.stack([powers[j] @ root @ powers[j - 1].T - eye for j in range(1, depth + 1)])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from resjax.checks import registry, report, runner, section2
+from resjax.checks import registry, report, runner, section2, section3
 from resjax.checks import strategies as S
 from resjax.checks.statement import Profile, relative_slack
 
@@ -69,6 +69,47 @@ def test_true_statement_is_verified_and_json_has_the_schema():
     assert {"id", "printed", "status", "instances", "min_slack", "witness"} <= entry.keys()
     assert entry["witness"] is None and entry["printed"] is True
     assert report.exit_code([result]) == 0
+
+
+def test_planted_false_reading_is_found_by_search_and_refuted_by_a_certificate(tmp_path):
+    # squared separation 1.5ρ′ < 2ρ′: false, but nothing in the generator knows that number
+    planted = section3.reading_entry("planted", lambda rho: 1.5 * rho, "‖α_i − α_j‖² ≥ 1.5ρ′")
+    result = runner.check(planted, "quick")
+    assert result.status == "falsified" and result.quantities["certificate"] == 1.0
+    assert json.loads(report.witness_file(result, tmp_path).read_text())["kind"] == "certificate"
+    replayed = report.replay(tmp_path / "lemma-B.1__reading-planted.json", statements=(planted,))
+    assert replayed.status == "falsified"
+
+
+def test_each_reading_of_lemma_b1_b_is_decided_on_instances_that_meet_it():
+    squared = runner.check(registry.get("lemma-B.1/reading-squared"), "quick")
+    assert squared.status == "verified"
+    assert squared.quantities["constructed_instances"] == squared.quantities["in_domain_instances"] > 0
+    unsquared = runner.check(registry.get("lemma-B.1/reading-unsquared"), "quick")
+    assert unsquared.status == "falsified" and unsquared.quantities["certificate"] == 1.0
+    alpha, beta = unsquared.witness["alpha"], unsquared.witness["beta"]
+    k, rho = len(beta), float(unsquared.witness["rho_prime"])
+    assert section3.in_domain(alpha, k, rho, section3.READINGS["unsquared"][1])  # every hypothesis, exactly
+    assert not section3.in_domain(alpha, k, rho, section3.READINGS["squared"][1])  # the other reading's fail
+
+
+def test_midpoint_certificate_needs_an_exact_midpoint_and_independent_moves():
+    mid, step = np.array([0.75, 0.5]), np.array([0.0, 0.125])
+    alpha = np.stack([mid, np.array([-0.5, 0.75]), mid + step, mid - step])
+    beta = alpha[:2] + np.eye(2)
+    assert section3.midpoint_certificate(alpha, beta, 2)
+    off = alpha.copy()
+    off[3, 1] = np.nextafter(off[3, 1], 1.0)  # one ulp away: no longer a midpoint, no certificate
+    assert not section3.midpoint_certificate(off, beta, 2)
+    assert not section3.midpoint_certificate(alpha, alpha[:2] + np.array([[1.0, 0.0], [2.0, 0.0]]), 2)  # rank 1
+
+
+def test_an_undecided_instance_makes_the_verdict_undecided_never_verified():
+    undecided = dataclasses.replace(C2, id="undecided-demo", evaluate=lambda inst: {"slack": 0.0 * inst["A"].sum(),
+                                                                                  "undecided": 1.0}, batched=False,
+                                    domain=None, max_batch=2)
+    result = runner.check(undecided, "quick")
+    assert result.status == "undecided" and result.quantities["undecided_instances"] > 0
 
 
 def test_every_corrected_entry_names_an_existing_printed_one():

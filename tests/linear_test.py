@@ -99,11 +99,11 @@ def factorizable(draw):
     return R, draw(st.integers(1, 80))
 
 
-@given(factorizable())
-@example(case=(np.array([[1.46391126e-05]]), 1))  # once failed a tolerance proportional to ‖R‖
-def test_factorize_reproduces_R_within_the_bounds(case):
+@given(factorizable(), st.sampled_from(linear.CONSTRUCTIONS))
+@example(case=(np.array([[1.46391126e-05]]), 1), construction="best")  # once failed a tolerance ∝ ‖R‖
+def test_factorize_reproduces_R_within_the_bounds(case, construction):
     R, depth = case
-    A = linear.factorize(R, depth)
+    A = linear.factorize(R, depth, construction=construction)
     assert A.shape == (depth, *R.shape) and A.dtype == np.float64
     # Forming Id + A_j rounds at ε·max(1, ‖partial product‖) whatever ‖R‖ is, and every
     # partial product has norm ≤ max(1, ‖R‖): an absolute tolerance proportional to ‖R‖
@@ -112,10 +112,48 @@ def test_factorize_reproduces_R_within_the_bounds(case):
     np.testing.assert_allclose(chain(A), R, rtol=0, atol=atol)
     g = float(linear.gamma(R))
     norm = float(np.max(np.linalg.norm(A, ord=2, axis=(1, 2))))
-    if depth >= 3 * g:
+    if depth >= 3 * g and construction != "interleaved":  # the bounds are proved for split, so for best
         assert norm <= linear.theorem_2_1_bound(g, depth) + 1e-12
         if depth >= 3:
             assert norm <= linear.sharper_bound(g, depth) + 1e-12
+    assert norm >= linear.factorization_lower_bound(R, depth) - 1e-12  # no factorisation beats it
+
+
+def test_best_construction_is_the_smaller_of_split_and_interleaved():
+    rng = np.random.default_rng(3)
+    R = det_positive(rng.normal(size=(6, 6)))
+    norms = {c: float(linear.max_norm(linear.factorize(R, 20, construction=c))) for c in linear.CONSTRUCTIONS}
+    assert norms["best"] == min(norms["split"], norms["interleaved"])
+    assert norms["interleaved"] < norms["split"]  # rotation and stretch sharing every layer pays here
+    with pytest.raises(ValueError, match="construction='splt' is not one of .*did you mean 'split'"):
+        linear.factorize(R, 20, construction="splt")
+
+
+def test_lower_bound_is_attained_by_scalings_and_exact_at_depth_one():
+    # (1 + δ)^ℓ = σ_max and (1 − δ)^ℓ = σ_min are met by ℓ equal scalings
+    assert linear.factorization_lower_bound(np.diag([1.1**8, 1.0]), 8) == pytest.approx(0.1, rel=1e-12)
+    assert linear.factorization_lower_bound(np.diag([0.9**8, 1.0]), 8) == pytest.approx(0.1, rel=1e-12)
+    R = np.array([[0.0, -2.0], [1.0, 0.0]])
+    assert linear.factorization_lower_bound(R, 1) == pytest.approx(np.linalg.norm(R - np.eye(2), 2))
+
+
+def test_lower_bound_angle_term_for_a_rotation_and_the_determinant_term():
+    from resjax import normal_form
+
+    theta, depth = 3.0, 12
+    R = normal_form.rotation(theta)
+    assert linear.largest_angle(R) == pytest.approx(theta)
+    assert linear.factorization_lower_bound(R, depth) == pytest.approx(math.sin(theta / depth))
+    # ℓ equal steps of the rotation: 2 sin(θ/2ℓ), just above sin(θ/ℓ)
+    assert float(linear.max_norm(linear.factorize(R, depth))) == pytest.approx(2 * math.sin(theta / (2 * depth)))
+    assert linear.factorization_lower_bound(np.diag([-1.0, 1.0]), 50) == 1.0  # det R < 0: |||A||| ≥ 1
+
+
+@given(st.integers(1, 5), st.integers(1, 12), st.floats(0.01, 0.9), st.integers(0, 2**31 - 1))
+def test_lower_bound_holds_for_products_of_random_layers(d, depth, delta, seed):
+    rng = np.random.default_rng(seed)
+    A = np.stack([delta * G / np.linalg.norm(G, 2) for G in rng.normal(size=(depth, d, d))])
+    assert linear.factorization_lower_bound(chain(A), depth) <= delta + 1e-12
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 4, 5])
