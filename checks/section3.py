@@ -285,6 +285,34 @@ def lemma_b2_printed(inst: dict) -> dict:
     return {"slack": float(relative_slack(FIT_TOL, err)), "error": err, "rho_prime": rho_p}
 
 
+def lemma_b2_statement(inst: dict) -> dict:
+    """Lemma B.2's conclusion (there are ⌈n/k⌉ blocks of width k with h_ℓ = v): an existence
+    statement. Constructed on the instance by corrected Lemma B.1 blocks taking the
+    unmapped points k at a time in order of decreasing norm (each then beats every
+    unmapped point along its own direction); where a block cannot be built that way, the
+    instance is undecided (no obstruction is known), never a counterexample."""
+    z, v, rho_p = inst["z"], inst["v"], float(inst["rho_prime"])
+    sq = np.einsum("ij,ij->i", z, z)
+    if np.abs(sq - 1).max() > rho_p or min_sq_distance(z) < rho_p:  # hypotheses fail: vacuous
+        return {"slack": 1.0, "in_domain": 0.0, "rho_prime": rho_p}
+    k = z.shape[1]
+    h = z.copy()
+    order = np.argsort(-sq, kind="stable")
+    try:
+        for start in range(0, len(z), k):
+            sel = order[start : start + k]
+            U, V, s = expressivity.move_block(h, v[sel], sel)
+            h = h + np.maximum(h @ U.T + s, 0.0) @ V.T
+    except ValueError:
+        return {"slack": 0.0, "in_domain": 1.0, "undecided": 1.0, "rho_prime": rho_p}
+    err = float(np.abs(h - v).max())
+    scale = 64 * k * EPS * max(1.0, float(np.abs(h).max()))
+    if err > FIT_TOL + scale:
+        return {"slack": 0.0, "in_domain": 1.0, "undecided": 1.0, "error": err, "rho_prime": rho_p}
+    return {"slack": float(relative_slack(FIT_TOL + scale, err)), "in_domain": 1.0, "constructed": 1.0,
+            "error": err, "rho_prime": rho_p}
+
+
 # ----------------------------------------------------------------- Theorem 3.2
 
 
@@ -415,6 +443,19 @@ STATEMENTS = (
     ),
     reading_entry("squared"),
     reading_entry("unsquared"),
+    Statement(
+        id="lemma-B.2",
+        ref="Lemma B.2",
+        text="1 − ρ′ ≤ ‖z‖² ≤ 1 + ρ′, ‖z_i − z_j‖² ≥ ρ′ ⇒ there are ⌈n/k⌉ residual blocks of width k with h_ℓ = v",
+        printed=True,
+        claimed=False,
+        witness_kind="certificate",
+        specs=b2_specs,
+        build=lambda spec, size: S.batch(b2_instance, spec, size),
+        evaluate=lemma_b2_statement,
+        batched=False,
+        note="an existence statement: constructed by corrected B.1 blocks in order of decreasing norm, else undecided",
+    ),
     Statement(
         id="lemma-B.2/proof",
         ref="Lemma B.2, proof",

@@ -40,6 +40,7 @@ EXPECTED = {  # id: (target, verdict)
     "lemma-B.1/corrected": ("statement", "verified"),
     "lemma-B.1/reading-squared": ("reading", "verified"),
     "lemma-B.1/reading-unsquared": ("reading", "falsified"),
+    "lemma-B.2": ("statement", "undecided"),
     "lemma-B.2/proof": ("proof step", "falsified"),
     "thm-3.2/construction": ("proof step", "falsified"),
     "thm-3.2": ("statement", "verified"),
