@@ -24,10 +24,11 @@ PY=${PYTHON:-python3}
 TINY=${TINY:-}
 read -r -a EXTRA <<<"${TRAIN_SET:-}"
 if [ -n "$TINY" ]; then
-  CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 3 --batches 16 32 --dtypes float32)
+  CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 4 --batches 16 32 --dtypes float32 --steps-per-call 1 2)
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
 else
-  CEILING=(); STEP=(--full --steps 100 --batches 128 512 --dtypes bfloat16); PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
+  CEILING=(); STEP=(--full --steps 96 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8)
+  PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
   STEPS=(--steps 100)
 fi
 say() { echo "[$(date +%H:%M:%S)] $*"; }

@@ -26,7 +26,8 @@ def report(ceiling: dict, resjax: dict, peers: dict | None) -> dict:
            "ceiling_tflops": ceiling["tflops"], "peers_ran": peers is not None}
     peer_rows = [r for r in (peers or {}).get("rows", []) if "img_per_s" in r]
     for row in resjax["rows"]:
-        key = f"b{row['batch']}_{row['dtype']}"
+        per_call = row.get("steps_per_call", 1)
+        key = f"b{row['batch']}_{row['dtype']}" + (f"_x{per_call}" if per_call > 1 else "")
         entry = {"resjax_images_per_s": row["images_per_s"], "resjax_tflops": row["tflops"],
                  "gflop_per_image": row["gflop_per_image"],
                  "resjax_ceiling_fraction": row["tflops"] / ceiling["tflops"]}

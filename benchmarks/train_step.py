@@ -7,10 +7,12 @@ backward products), counted from the architecture: 11.9 GFLOP per image for Tabl
 
 Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--batches 128 512]
                                      [--dtypes bfloat16 float32] [--cpu-devices 16]
-                                     [--json FILE] [--profile DIR]
+                                     [--steps-per-call 1 8] [--json FILE] [--profile DIR]
 --config NAME takes the network of a training configuration (train/configs/NAME.py) and,
 on a host without an accelerator, its cpu_devices. --json writes the rows (and the
-device) as JSON. --profile traces 5 steps of the last batch size and dtype with
+device) as JSON. --steps-per-call measures each count of steps per jitted call (a
+lax.scan, as `resjax train`'s steps_per_call). --profile traces 5 calls of the last batch
+size and dtype (first steps-per-call value) with
 jax.profiler and writes DIR/profile_summary.json: the device time per step by kernel,
 its share by kind (convolution and matrix kernels, XLA fusions, copies) and the idle
 time between kernels.
@@ -50,9 +52,10 @@ def train_flops_per_image(model: models.ResNet, size: int = 32) -> float:
     return 3.0 * total
 
 
-def build(model_kwargs: dict, batch: int, dtype: str, steps: int):
-    """The jitted step of `resjax train` on random uint8 images, and a function running it
-    ``n`` times from the current state (blocking at the end)."""
+def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int = 1):
+    """The jitted step of `resjax train` on random uint8 images (``per_call`` steps per
+    call, as steps_per_call does), and a function making ``n`` calls from the current
+    state (blocking at the end)."""
     cfg = dataclasses.replace(TrainConfig(), model=model_kwargs, batch_size=batch, compute_dtype=dtype)
     model = models.ResNet(num_classes=10, dtype=jnp.dtype(dtype), **model_kwargs)
     mesh = loop.make_mesh()
@@ -65,9 +68,12 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int):
     params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.dtype(dtype)))["params"]
     state = jax.device_put({"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
                             "batch_stats": {}}, rep)
+    if per_call > 1:
+        train_step, shard = step.several(train_step), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data"))
     fn = jax.jit(train_step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=(rep, rep), donate_argnums=(0,))
     key = jax.random.key(1)
-    idx = [jax.device_put(rng.integers(0, 4096, batch).astype(np.int32), shard) for _ in range(max(steps, 5))]
+    shape = (per_call, batch) if per_call > 1 else (batch,)
+    idx = [jax.device_put(rng.integers(0, 4096, shape).astype(np.int32), shard) for _ in range(max(steps, 5))]
     box = {"state": state}
 
     def run(n: int) -> None:
@@ -78,24 +84,28 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int):
     return model, run
 
 
-def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str | None = None) -> dict:
-    model, run = build(model_kwargs, batch, dtype, steps)
+def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str | None = None,
+            per_call: int = 1) -> dict:
+    """Timed steps (``steps`` of them, in calls of ``per_call``) after a compile and warm-up."""
+    calls = max(1, steps // per_call)
+    model, run = build(model_kwargs, batch, dtype, calls, per_call)
     t = time.perf_counter()
     run(1)
     compile_s = time.perf_counter() - t
-    run(5)  # warm up
+    run(max(1, 5 // per_call))  # warm up
     t = time.perf_counter()
-    run(steps)
-    seconds = (time.perf_counter() - t) / steps
+    run(calls)
+    seconds = (time.perf_counter() - t) / (calls * per_call)
     flops = train_flops_per_image(model) * batch
-    row = {"batch": batch, "dtype": dtype, "images_per_s": batch / seconds, "tflops": flops / seconds / 1e12,
-           "gflop_per_image": flops / batch / 1e9, "step_ms": seconds * 1e3, "compile_s": compile_s}
+    row = {"batch": batch, "dtype": dtype, "steps_per_call": per_call, "images_per_s": batch / seconds,
+           "tflops": flops / seconds / 1e12, "gflop_per_image": flops / batch / 1e9, "step_ms": seconds * 1e3,
+           "compile_s": compile_s}
     if profile:
         try:
             with jax.profiler.trace(profile, create_perfetto_trace=True):
                 run(5)
             trace = max(pathlib.Path(profile).rglob("perfetto_trace.json.gz"), key=lambda p: p.stat().st_mtime)
-            summary = {**row, **summarise_trace(json.load(gzip.open(trace)), steps=5)}
+            summary = {**row, **summarise_trace(json.load(gzip.open(trace)), steps=5 * per_call)}
         except Exception as e:  # a profiler that fails must not cost the measurement (GPU time is scarce)
             summary = {**row, "device_events": 0, "note": f"profiling failed: {type(e).__name__}: {e}"}
         (pathlib.Path(profile) / "profile_summary.json").write_text(json.dumps(summary, indent=1))
@@ -161,11 +171,15 @@ def main():
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
+    parser.add_argument("--steps-per-call", type=int, nargs="+", default=[1],
+                        help="steps per jitted call (resjax train's steps_per_call), each measured")
     parser.add_argument("--json", help="write the rows as JSON to this file")
     parser.add_argument("--profile", help="trace the last batch size and dtype into this folder")
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: expected at least 1 timed step.")
+    if min(args.steps_per_call) < 1:
+        parser.error(f"--steps-per-call {args.steps_per_call}: expected values of at least 1.")
     try:
         config = config_mod.load(args.config) if args.config else None
     except ValueError as e:
@@ -185,12 +199,13 @@ def main():
     rows = []
     for batch in args.batches:
         for dtype in dtypes:
-            last = (batch, dtype) == (args.batches[-1], dtypes[-1])
-            r = measure(model_kwargs, batch, dtype, args.steps, args.profile if last else None)
-            rows.append(r)
-            print(f"batch {r['batch']:4d} {r['dtype']:>8}: {r['images_per_s']:10,.0f} images/s  "
-                  f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step, "
-                  f"compiled in {r['compile_s']:.1f} s)", flush=True)
+            for per_call in args.steps_per_call:
+                last = (batch, dtype, per_call) == (args.batches[-1], dtypes[-1], args.steps_per_call[0])
+                r = measure(model_kwargs, batch, dtype, args.steps, args.profile if last else None, per_call)
+                rows.append(r)
+                print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call: {r['images_per_s']:10,.0f} images/s  "
+                      f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step, "
+                      f"compiled in {r['compile_s']:.1f} s)", flush=True)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"network": name, "device": jax.devices()[0].device_kind, "devices": jax.device_count(),

@@ -48,3 +48,9 @@ def test_override_of_one_network_field_keeps_the_others():
         base.override(["steps.x=3"])
     with pytest.raises(ValueError, match="model takes a JSON object"):
         base.override(["model=3"])
+
+
+def test_steps_per_call_must_divide_every_interval_and_says_which_would():
+    with pytest.raises(config.ConfigError, match=r"steps_per_call=3 must divide log_every=100, eval_every=5000.*use one of \[1, 2, 4, 5, 10, 20, 25, 50\]"):
+        config.load("paper").override(["steps_per_call=3"])
+    assert config.load("paper").override(["steps_per_call=4"]).steps_per_call == 4  # 60000, 100, 5000, 1000

@@ -132,3 +132,26 @@ def test_summary_reuses_the_last_evaluation_and_a_finished_run_reports_without_w
     assert again["test_accuracy"] == summary["test_accuracy"]
     after = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir() if not p.name.startswith("lock")}
     assert after == {k: v for k, v in before.items() if not k.startswith("lock")}  # nothing rewritten
+
+
+def test_several_steps_per_call_train_as_single_steps_do(tmp_path, folder):
+    from resjax.train import config
+    from resjax.train.workdir import WorkdirError
+
+    base = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=8", "log_every=4", "eval_every=8",
+                                         "checkpoint_every=4"])
+    train_set, test_set = loop.load_splits(base)
+    finals = {}
+    for k in (1, 4):
+        trainer = loop.Trainer(base.override([f"steps_per_call={k}"]), tmp_path / str(k), train_set, test_set,
+                               progress=False)
+        summary = trainer.run()
+        assert summary["steps"] == 8
+        finals[k] = trainer.final_state["params"]
+    assert_trees_close(finals[4], finals[1], rtol=1e-5, atol=1e-6)
+    rows = [json.loads(line) for line in (tmp_path / "4" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [4, 8]
+    with pytest.raises(WorkdirError, match="not a multiple of steps_per_call=8"):  # its checkpoint is at 4
+        loop.Trainer(base.override(["steps=16", "steps_per_call=8", "log_every=8", "checkpoint_every=8",
+                                    "eval_every=16"]), tmp_path / "4", train_set, test_set, progress=False,
+                     allow_config_change=True).check_resume(4)

@@ -16,6 +16,7 @@ class count, the batch split) are checked by the trainer before it compiles.
 import dataclasses
 import importlib
 import json
+import math
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -73,6 +74,9 @@ class TrainConfig:
     # on a host without an accelerator, split the CPU into this many virtual devices: XLA's CPU
     # convolutions use two cores far better as 16 small data-parallel shards than as one big batch
     cpu_devices: Positive | None = None
+    # training steps per jitted call (a lax.scan over on-device batch indices): fewer
+    # dispatches; must divide steps and the logging, evaluation and checkpoint intervals
+    steps_per_call: Positive = 1
     # bookkeeping
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     log_every: Positive = 100
@@ -86,6 +90,16 @@ class TrainConfig:
             raise ValueError(f"lr_boundaries={list(self.lr_boundaries)} must be strictly increasing")
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be below steps={self.steps}")
+        intervals = {k: getattr(self, k) for k in ("steps", "log_every", "eval_every", "checkpoint_every")}
+        bad = {k: v for k, v in intervals.items() if v % self.steps_per_call}
+        if bad:
+            common = math.gcd(*intervals.values())
+            divisors = [k for k in range(1, min(common, 64) + 1) if common % k == 0]
+            raise ValueError(
+                f"steps_per_call={self.steps_per_call} must divide "
+                + ", ".join(f"{k}={v}" for k, v in bad.items())
+                + f" (a call never crosses a log, evaluation or checkpoint); use one of {divisors} or change them"
+            )
         try:
             models.check_names(self.model)
             models.ResNet(num_classes=self.num_classes, **self.model)  # runs resjax.models.check_options

@@ -148,9 +148,12 @@ class Trainer:
         self.tx, train_step, eval_step = step_mod.make_steps(self.model, cfg, jnp.asarray(mean), jnp.asarray(std), self.dtype)
         self.images = jax.device_put(images, self.replicated)
         self.labels = jax.device_put(self.train_set.labels.astype(np.int32), self.replicated)
+        multi = cfg.steps_per_call > 1  # then idx is (K, B): K steps per call, each batch split along data
+        self.idx_sharding = NamedSharding(self.mesh, P(None, "data")) if multi else self.sharded
         self.train_step = jax.jit(
-            train_step,
-            in_shardings=(self.replicated, self.replicated, self.replicated, self.sharded, self.replicated),
+            step_mod.several(train_step) if multi else train_step,
+            in_shardings=(self.replicated, self.replicated, self.replicated,
+                          self.idx_sharding, self.replicated),
             out_shardings=(self.replicated, self.replicated),
             donate_argnums=(0,),
         )
@@ -234,6 +237,11 @@ class Trainer:
         that differs from the checkpoint's (unless allow_config_change), or a checkpoint
         beyond ``steps``. Returns the configuration's differences."""
         diff = workdir_mod.reconcile(self.workdir, self.config, checkpoint_step, self.allow_config_change, write=False)
+        if checkpoint_step is not None and checkpoint_step % self.config.steps_per_call:
+            raise workdir_mod.WorkdirError(
+                f"the run in {self.workdir} is at step {checkpoint_step}, not a multiple of steps_per_call="
+                f"{self.config.steps_per_call}: resume it with a steps_per_call that divides {checkpoint_step}."
+            )
         if checkpoint_step is not None and checkpoint_step > self.config.steps:
             raise workdir_mod.WorkdirError(
                 f"the run in {self.workdir} is already at step {checkpoint_step}, beyond steps={self.config.steps}: nothing "
@@ -275,10 +283,12 @@ class Trainer:
                    dynamic_ncols=True)
         latest = None  # the latest evaluation: after the loop, the last step's, reused by the summary
         try:
-            for s in range(start_step, cfg.steps):
-                idx = jax.device_put(batch_indices(cfg.seed, s, cfg.batch_size, n), self.sharded)
+            k = cfg.steps_per_call
+            for s in range(start_step, cfg.steps, k):
+                idx = [batch_indices(cfg.seed, s + j, cfg.batch_size, n) for j in range(k)]
+                idx = jax.device_put(np.stack(idx) if k > 1 else idx[0], self.idx_sharding)
                 state, metrics = self.train_step(state, self.images, self.labels, idx, self.key)
-                done = s + 1
+                done = s + k
                 if done % cfg.log_every == 0 or done == cfg.steps:
                     m = {k: float(v) for k, v in metrics.items()}
                     if not math.isfinite(m["loss"]):
@@ -297,7 +307,7 @@ class Trainer:
                     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
                         raise NonFiniteLoss(f"non-finite parameters at step {done}, not saved; {self._last_good()}")
                     self.checkpoints.save(done, args=ocp.args.StandardSave(state))
-                bar.update()
+                bar.update(k)
         finally:
             bar.close()
             log.close()

@@ -61,6 +61,17 @@ def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.
     return ((images.astype(jnp.float32) / 255.0 - mean) / std).astype(dtype)
 
 
+def several(train_step):
+    """``train_step`` over a (K, B) block of batch indices in one call (lax.scan): fewer
+    dispatches from the host. Returns the state after K steps and the last step's metrics."""
+
+    def train_steps(state: State, images, labels, idx, key):
+        state, metrics = jax.lax.scan(lambda st, i: train_step(st, images, labels, i, key), state, idx)
+        return state, jax.tree.map(lambda m: m[-1], metrics)
+
+    return train_steps
+
+
 def make_steps(model, config: TrainConfig, mean, std, dtype):
     """Returns (train_step, eval_step), pure functions to be jitted.
 
