@@ -283,12 +283,12 @@ class Trainer:
                    dynamic_ncols=True)
         latest = None  # the latest evaluation: after the loop, the last step's, reused by the summary
         try:
-            k = cfg.steps_per_call
-            for s in range(start_step, cfg.steps, k):
-                idx = [batch_indices(cfg.seed, s + j, cfg.batch_size, n) for j in range(k)]
-                idx = jax.device_put(np.stack(idx) if k > 1 else idx[0], self.idx_sharding)
+            per_call = cfg.steps_per_call
+            for s in range(start_step, cfg.steps, per_call):
+                idx = [batch_indices(cfg.seed, s + j, cfg.batch_size, n) for j in range(per_call)]
+                idx = jax.device_put(np.stack(idx) if per_call > 1 else idx[0], self.idx_sharding)
                 state, metrics = self.train_step(state, self.images, self.labels, idx, self.key)
-                done = s + k
+                done = s + per_call
                 if done % cfg.log_every == 0 or done == cfg.steps:
                     m = {k: float(v) for k, v in metrics.items()}
                     if not math.isfinite(m["loss"]):
@@ -307,7 +307,7 @@ class Trainer:
                     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
                         raise NonFiniteLoss(f"non-finite parameters at step {done}, not saved; {self._last_good()}")
                     self.checkpoints.save(done, args=ocp.args.StandardSave(state))
-                bar.update(k)
+                bar.update(per_call)
         finally:
             bar.close()
             log.close()

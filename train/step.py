@@ -73,7 +73,7 @@ def several(train_step):
 
 
 def make_steps(model, config: TrainConfig, mean, std, dtype):
-    """Returns (train_step, eval_step), pure functions to be jitted.
+    """Returns (tx, train_step, eval_step): the optax optimiser and two pure functions to be jitted.
 
     train_step(state, images, labels, idx, key) -> (state, metrics), where images and
     labels are the whole training set on the device and idx the batch's indices.
