@@ -22,6 +22,7 @@ resjax: the reference implementation of "Identity Matters in Deep Learning"
   resjax check --replay FILE        re-check one saved counterexample
   resjax train                      train the embedded default (8x8 digits, no download)
   resjax train --config paper --set data=DIR    Section 4's CIFAR-10 recipe
+  resjax experiment linear-gd       gradient descent from the identity, measured (docs/experiments.md)
 """
 
 
@@ -192,6 +193,44 @@ def _train(args) -> int:
     return 0
 
 
+def _experiment(args) -> int:
+    """Runs one experiment of resjax.experiments: table on stdout, rows.json and NAME.png in the workdir."""
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from resjax.experiments import EXPERIMENTS
+
+    module = EXPERIMENTS[args.name]
+    config = module.QUICK if args.quick else module.Config()
+    workdir = pathlib.Path(args.workdir or f"runs/experiment-{args.name}{'-quick' if args.quick else ''}")
+    try:
+        if workdir.exists() and not workdir.is_dir():
+            raise ValueError(f"--workdir {workdir} is a file; give a directory.")
+        workdir.mkdir(parents=True, exist_ok=True)
+        _writable(str(workdir / "rows.json"), "file")
+    except (ValueError, OSError) as e:
+        return _fail("experiment", e)
+    with tqdm(total=module.size(config), desc=args.name, unit="run", file=sys.stderr, disable=args.quiet) as bar:
+        rows = module.run(config, progress=lambda row: bar.update())
+    (workdir / "rows.json").write_text(json.dumps({"experiment": args.name, "config": dataclasses.asdict(config),
+                                                   "rows": rows}, indent=1))
+    module.plot(rows, workdir / f"{args.name}.png")
+    print("  ".join(f"{c:>10}" for c in module.COLUMNS))
+    for row in rows:
+        print("  ".join(f"{_cell(row.get(c)):>10}" for c in module.COLUMNS))
+    print(f"\n{len(rows)} runs; rows.json and {args.name}.png in {workdir}")
+    return 0
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
@@ -217,7 +256,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="resjax", description=DESCRIPTION, formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"resjax {resjax.__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{check,train}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{check,train,experiment}")
     check = sub.add_parser("check", help="check the paper's statements numerically (float64)", formatter_class=_Formatter,
                            description="Check every statement of the paper on drawn and attacked instances.")
     check.add_argument("--profile", choices=["quick", "thorough"], default="quick",
@@ -246,6 +285,15 @@ def parser() -> argparse.ArgumentParser:
                        help="jax.distributed coordinator HOST:PORT")
     train.add_argument("--num-processes", type=_count(1), default=1, help="processes (hosts) in the run")
     train.add_argument("--process-id", type=_count(0), default=0, help="this process's index")
+    from resjax.experiments import EXPERIMENTS
+
+    experiment = sub.add_parser("experiment", help="run one of the paper's experiments (docs/experiments.md)",
+                                formatter_class=_Formatter,
+                                description="Run an experiment: a table on stdout, rows.json and a plot in the workdir.")
+    experiment.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
+    experiment.add_argument("--quick", action="store_true", help="a tiny grid in seconds (what CI runs)")
+    experiment.add_argument("--workdir", help="where rows.json and the plot go (default: runs/experiment-NAME)")
+    experiment.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -254,7 +302,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.command == "train" and args.process_id >= args.num_processes:
         p.error(f"--process-id {args.process_id} must be below --num-processes {args.num_processes}")
-    return _check(args) if args.command == "check" else _train(args)
+    return {"check": _check, "train": _train, "experiment": _experiment}[args.command](args)
 
 
 if __name__ == "__main__":
