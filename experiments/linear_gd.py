@@ -76,7 +76,7 @@ def _descend(R, Sigma, A0, etas, tol, max_iters):
     def active(c):  # until the first step size converges (no other can then be faster), or all fail
         return (c["t"] < max_iters) & jnp.any(c["iters"] == -1) & ~jnp.any(c["iters"] > 0)
 
-    def step(c):
+    def step(c):  # the largest |||A||| is an SVD per layer per iteration: most of the cost, and measured
         live = (c["iters"] == -1)[:, None, None, None]
         A = jnp.where(live, c["A"] - etas[:, None, None, None] * grad(c["A"], R, Sigma), c["A"])
         e = excess(A, R, Sigma)

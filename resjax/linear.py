@@ -219,11 +219,11 @@ def largest_angle(R, starts: int = 8, seed: int = 0) -> float:
     """θ(R) = max over x ≠ 0 of the angle ∠(x, R x) ∈ [0, π], from below.
 
     The maximum of a non-concave function: every candidate x gives a valid lower value,
-    and the best of the eigenvectors of (R + Rᵀ)/2 and of R's polar rotation planes, and
-    of ``starts`` seeded random directions, each refined by L-BFGS on cos ∠(x, R x), is
-    returned. Exact for normal R (the angle is then attained in a rotation plane or on a
-    real eigenvector). An x with R x = 0 counts as π/2 (no factorisation with |||A||| < 1
-    reaches a singular R anyway). R: (d, d) real.
+    and the best of the eigenvectors of (R + Rᵀ)/2, the columns of R's polar factor Q and
+    ``starts`` seeded random directions, each refined by L-BFGS on cos ∠(x, R x), is
+    returned. Exact for a plane rotation (tested); in general a lower estimate. An x with
+    R x = 0 counts as π/2 (no factorisation with |||A||| < 1 reaches a singular R anyway).
+    R: (d, d) real.
     """
     from scipy.optimize import minimize
 
