@@ -126,7 +126,7 @@ def run_one(d: int, cond: float, depth: int, gamma: float, seed: int, config: Co
 
 
 def run(config: Config = Config(), progress=None) -> list[dict]:
-    """Every (d, cond, depth, γ, seed) of the grid, in float64; ``progress(row)`` after each."""
+    """Every (d, cond, depth, γ, seed) of the grid, in float64; ``progress(1)`` after each."""
     rows = []
     with jax.enable_x64(True):
         for d in config.dims:
@@ -136,7 +136,7 @@ def run(config: Config = Config(), progress=None) -> list[dict]:
                         for seed in range(config.seeds):
                             rows.append(run_one(d, cond, depth, gamma, seed, config))
                             if progress:
-                                progress(rows[-1])
+                                progress(1)
     return rows
 
 

@@ -23,6 +23,7 @@ resjax: the reference implementation of "Identity Matters in Deep Learning"
   resjax train                      train the embedded default (8x8 digits, no download)
   resjax train --config paper --set data=DIR    Section 4's CIFAR-10 recipe
   resjax experiment linear-gd       gradient descent from the identity, measured (docs/experiments.md)
+  resjax experiment ablation        what the paper's Section 4 choices buy, on CIFAR-10 at CPU scale
 """
 
 
@@ -199,26 +200,28 @@ def _experiment(args) -> int:
 
     from tqdm import tqdm
 
-    from resjax.experiments import EXPERIMENTS
+    from resjax.experiments import EXPERIMENTS, configure
 
     module = EXPERIMENTS[args.name]
-    config = module.QUICK if args.quick else module.Config()
     workdir = pathlib.Path(args.workdir or f"runs/experiment-{args.name}{'-quick' if args.quick else ''}")
     try:
+        config = configure(module, args.quick, args.set or [])
         if workdir.exists() and not workdir.is_dir():
             raise ValueError(f"--workdir {workdir} is a file; give a directory.")
         workdir.mkdir(parents=True, exist_ok=True)
         _writable(str(workdir / "rows.json"), "file")
     except (ValueError, OSError) as e:
         return _fail("experiment", e)
+    _use_compilation_cache()
     with tqdm(total=module.size(config), desc=args.name, unit="run", file=sys.stderr, disable=args.quiet) as bar:
-        rows = module.run(config, progress=lambda row: bar.update())
+        rows = module.run(config, progress=bar.update)
     (workdir / "rows.json").write_text(json.dumps({"experiment": args.name, "config": dataclasses.asdict(config),
                                                    "rows": rows}, indent=1))
     module.plot(rows, workdir / f"{args.name}.png")
-    print("  ".join(f"{c:>10}" for c in module.COLUMNS))
-    for row in rows:
-        print("  ".join(f"{_cell(row.get(c)):>10}" for c in module.COLUMNS))
+    cells = [[_cell(row.get(c)) for c in module.COLUMNS] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(module.COLUMNS)]
+    for line in [list(module.COLUMNS), *cells]:
+        print("  ".join(f"{cell:>{w}}" for cell, w in zip(line, widths)))
     print(f"\n{len(rows)} runs; rows.json and {args.name}.png in {workdir}")
     return 0
 
@@ -293,6 +296,8 @@ def parser() -> argparse.ArgumentParser:
     experiment.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
     experiment.add_argument("--quick", action="store_true", help="a tiny grid in seconds (what CI runs)")
     experiment.add_argument("--workdir", help="where rows.json and the plot go (default: runs/experiment-NAME)")
+    experiment.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                            help="override fields of the experiment's config (JSON values; lists for tuples)")
     experiment.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
