@@ -17,6 +17,7 @@ Run: resjax experiment linear-gd [--quick]
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -62,10 +63,13 @@ def moment(rng: np.random.Generator, d: int, cond: float) -> np.ndarray:
     return (q * s) @ q.T
 
 
-@jax.jit
-def _descend(R, Sigma, A0, etas, tol, max_iters):
-    """Gradient descent for every step size at once, until one converges: per step size the
-    iterations (−1 still running, −2 diverged), the largest |||A||| seen, the excess."""
+@functools.partial(jax.jit, static_argnames="track_norm")
+def descend(R, Sigma, A0, etas, tol, max_iters, track_norm: bool = True):
+    """Gradient descent on the layers A (ℓ, d, d) from A0, for every step size of ``etas`` at
+    once, until one converges (excess ≤ tol) or ``max_iters``: per step size the iterations
+    (−1 still running, −2 diverged), the largest |||A||| seen (0 unless ``track_norm``),
+    the excess; and the initial excess. A plain product W_ℓ···W_1 is the same descent on
+    A = W − Id (the gradients in W and in A are equal)."""
     grad = jax.vmap(linear.risk_gradient, (0, None, None))
     excess = jax.vmap(linear.excess_risk, (0, None, None))
     norm = jax.vmap(lambda A: jnp.max(jnp.linalg.norm(A, ord=2, axis=(-2, -1))))
@@ -76,7 +80,7 @@ def _descend(R, Sigma, A0, etas, tol, max_iters):
     def active(c):  # until the first step size converges (no other can then be faster), or all fail
         return (c["t"] < max_iters) & jnp.any(c["iters"] == -1) & ~jnp.any(c["iters"] > 0)
 
-    def step(c):  # the largest |||A||| is an SVD per layer per iteration: most of the cost, and measured
+    def step(c):  # the largest |||A||| is an SVD per layer per iteration: most of the cost when tracked
         live = (c["iters"] == -1)[:, None, None, None]
         A = jnp.where(live, c["A"] - etas[:, None, None, None] * grad(c["A"], R, Sigma), c["A"])
         e = excess(A, R, Sigma)
@@ -84,8 +88,8 @@ def _descend(R, Sigma, A0, etas, tol, max_iters):
         done = (c["iters"] == -1) & (e <= tol)
         broken = (c["iters"] == -1) & ~(e < 1e6 * (e0 + 1.0))  # diverged or NaN: that step size is out
         iters = jnp.where(done, t, jnp.where(broken, -2, c["iters"]))
-        return {"A": A, "t": t, "iters": iters, "tau": jnp.maximum(c["tau"], jnp.where(live[:, 0, 0, 0], norm(A), 0.0)),
-                "excess": e}
+        tau = jnp.maximum(c["tau"], jnp.where(live[:, 0, 0, 0], norm(A), 0.0)) if track_norm else c["tau"]
+        return {"A": A, "t": t, "iters": iters, "tau": tau, "excess": e}
 
     init = {"A": A, "t": 0, "iters": jnp.full(n, -1), "tau": jnp.zeros(n), "excess": e0}
     out = jax.lax.while_loop(active, step, init)
@@ -106,8 +110,8 @@ def run_one(d: int, cond: float, depth: int, gamma: float, seed: int, config: Co
     R, Sigma = target(rng, d, gamma), moment(rng, d, cond)
     scale = 1.0 / (depth * np.linalg.eigvalsh(Sigma)[-1] * math.exp(2 * gamma))
     etas = np.asarray(config.etas) * scale
-    iters, tau, excess, e0 = (np.asarray(x) for x in _descend(R, Sigma, np.zeros((depth, d, d)), etas, config.tol,
-                                                             config.max_iters))
+    iters, tau, excess, e0 = (np.asarray(x) for x in descend(R, Sigma, np.zeros((depth, d, d)), etas, config.tol,
+                                                            config.max_iters))
     ok = np.flatnonzero(iters > 0)
     row = {"d": d, "cond": cond, "depth": depth, "gamma": gamma, "seed": seed, "converged": bool(ok.size)}
     if ok.size:
