@@ -17,9 +17,9 @@ import typing
 
 from resjax import validation as _v
 
-from . import ablation, linear_gd, plain_gd
+from . import ablation, hypotheses, linear_gd, plain_gd
 
-EXPERIMENTS = {"linear-gd": linear_gd, "plain-gd": plain_gd, "ablation": ablation}
+EXPERIMENTS = {"linear-gd": linear_gd, "plain-gd": plain_gd, "hypotheses": hypotheses, "ablation": ablation}
 
 
 def configure(module, quick: bool = False, assignments: typing.Sequence[str] = ()):
