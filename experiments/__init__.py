@@ -17,9 +17,9 @@ import typing
 
 from resjax import validation as _v
 
-from . import ablation, hypotheses, linear_gd, plain_gd
+from . import ablation, hypotheses, linear_gd, plain_gd, random_labels
 
-EXPERIMENTS = {"linear-gd": linear_gd, "plain-gd": plain_gd, "hypotheses": hypotheses, "ablation": ablation}
+EXPERIMENTS = {"linear-gd": linear_gd, "plain-gd": plain_gd, "hypotheses": hypotheses, "random-labels": random_labels, "ablation": ablation}
 
 
 def configure(module, quick: bool = False, assignments: typing.Sequence[str] = ()):
