@@ -35,6 +35,8 @@ import numpy as np
 
 from resjax import linear
 
+from .grid import run_cells
+
 COLUMNS = ("family", "param", "depth", "distance", "converged", "iterations", "excess", "max_norm", "min_sigma",
            "factorize_norm", "lower_bound")
 FAMILIES = ("spd", "det<0", "neg-eig", "rotation")
@@ -127,9 +129,11 @@ def run_one(family: str, param: float, depth: int, config: Config) -> dict:
             "stride": config.stride, "curve": [float(e) for e in excess[best]]}
 
 
-def cases(config: Config) -> list[tuple[str, float]]:
-    return ([("spd", c) for c in config.spd_conds] + [("det<0", g) for g in config.det_gammas]
-            + [("neg-eig", lam) for lam in config.neg_eigs] + [("rotation", gap) for gap in config.rotation_gaps])
+def cases(config: Config) -> list[tuple[str, float, int]]:
+    """Every (family, param, depth), in run order."""
+    targets = ([("spd", c) for c in config.spd_conds] + [("det<0", g) for g in config.det_gammas]
+               + [("neg-eig", lam) for lam in config.neg_eigs] + [("rotation", gap) for gap in config.rotation_gaps])
+    return [(family, param, depth) for family, param in targets for depth in config.depths]
 
 
 def check(config: Config) -> None:
@@ -142,23 +146,17 @@ def check(config: Config) -> None:
 def run(config: Config = Config(), progress=None) -> list[dict]:
     """One row per (family, param, depth), in float64; ``progress(1)`` after each."""
     check(config)
-    rows = []
-    with jax.enable_x64(True):
-        for family, param in cases(config):
-            for depth in config.depths:
-                rows.append(run_one(family, param, depth, config))
-                if progress:
-                    progress(1)
-    return rows
+    return run_cells(cases(config), functools.partial(run_one, config=config), progress)
 
 
 def size(config: Config) -> int:
-    return len(cases(config)) * len(config.depths)
+    return len(cases(config))
 
 
 def plot(rows: list[dict], path) -> None:
-    """Per family: the final excess against depth (filled markers: reached the tolerance),
-    one line per parameter; and the excess along the path at the deepest depth."""
+    """Per family: iterations to excess ≤ tol against depth, one line per parameter (×
+    above the line: not reached within the budget, annotated with the final excess); and
+    the excess along the path at the deepest depth."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,18 +168,21 @@ def plot(rows: list[dict], path) -> None:
         top, bottom = axes[0, col], axes[1, col]
         params = sorted({r["param"] for r in rows if r["family"] == family})
         deepest = max(r["depth"] for r in rows if r["family"] == family)
+        budget = max(r["stride"] * len(r["curve"]) for r in rows)
         for param, color in zip(params, plt.cm.viridis(np.linspace(0, 0.85, len(params)))):
             sel = sorted((r for r in rows if r["family"] == family and r["param"] == param), key=lambda r: r["depth"])
-            top.plot([r["depth"] for r in sel], [max(r["excess"], 1e-12) for r in sel], "-", color=color,
-                     label=f"{param:g}")
+            done = [r for r in sel if r["converged"]]
+            top.plot([r["depth"] for r in done], [r["iterations"] for r in done], "o-", color=color, label=f"{param:g}")
             for r in sel:
-                top.plot(r["depth"], max(r["excess"], 1e-12), "o", color=color,
-                         markerfacecolor=color if r["converged"] else "white")
+                if not r["converged"]:
+                    top.plot(r["depth"], 2 * budget, "x", color=color, markersize=9)
             curve = next(r["curve"] for r in sel if r["depth"] == deepest)
             bottom.plot(np.arange(1, len(curve) + 1) * sel[0]["stride"], np.maximum(curve, 1e-12),
                         color=color, label=f"{param:g}")
-        top.set(xscale="log", yscale="log", xlabel="depth ℓ", ylabel="final excess risk", title=family)
-        bottom.set(yscale="log", xlabel=f"iterations (ℓ = {deepest})", ylabel="excess risk")
+        top.axhline(budget, color="grey", lw=0.8, ls=":")
+        top.set(xscale="log", yscale="log", xlabel="depth ℓ", ylabel="iterations to excess ≤ tol (×: never)",
+                title=family)
+        bottom.set(yscale="log", xlabel=f"iterations (ℓ = {deepest})", ylabel="excess risk (best step size)")
         top.legend(fontsize=8, title={"spd": "cond", "det<0": "γ", "neg-eig": "−eigenvalue",
                                       "rotation": "π − angle"}[family])
     fig.tight_layout()

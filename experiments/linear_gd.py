@@ -26,6 +26,8 @@ import numpy as np
 
 from resjax import linear
 
+from .grid import run_cells
+
 COLUMNS = ("d", "cond", "depth", "gamma", "seed", "converged", "iterations", "eta", "max_norm", "excess", "predicted")
 
 
@@ -129,23 +131,19 @@ def run_one(d: int, cond: float, depth: int, gamma: float, seed: int, config: Co
     return row
 
 
+def cells(config: Config) -> list[tuple[int, float, int, float, int]]:
+    """Every (d, cond, depth, γ, seed), in run order."""
+    return [(d, cond, depth, gamma, seed) for d in config.dims for cond in config.conds for depth in config.depths
+            for gamma in config.gammas for seed in range(config.seeds)]
+
+
 def run(config: Config = Config(), progress=None) -> list[dict]:
     """Every (d, cond, depth, γ, seed) of the grid, in float64; ``progress(1)`` after each."""
-    rows = []
-    with jax.enable_x64(True):
-        for d in config.dims:
-            for cond in config.conds:
-                for depth in config.depths:
-                    for gamma in config.gammas:
-                        for seed in range(config.seeds):
-                            rows.append(run_one(d, cond, depth, gamma, seed, config))
-                            if progress:
-                                progress(1)
-    return rows
+    return run_cells(cells(config), functools.partial(run_one, config=config), progress)
 
 
 def size(config: Config) -> int:
-    return len(config.dims) * len(config.conds) * len(config.depths) * len(config.gammas) * config.seeds
+    return len(cells(config))
 
 
 def plot(rows: list[dict], path) -> None:

@@ -22,10 +22,12 @@ Run: resjax experiment plain-gd [--quick]
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
 
+from .grid import run_cells
 from .linear_gd import descend, moment, target
 
 COLUMNS = ("init", "depth", "gamma", "seeds", "converged", "stalled", "neg_det0", "median_iters", "p90_iters",
@@ -98,22 +100,19 @@ def check(config: Config) -> None:
         raise ValueError("d, seeds, max_iters and depths must be ≥ 1, cond ≥ 1 and tol > 0.")
 
 
+def cells(config: Config) -> list[tuple[str, int, float]]:
+    """Every (init, depth, γ), in run order."""
+    return [(init, depth, gamma) for gamma in config.gammas for depth in config.depths for init in config.inits]
+
+
 def run(config: Config = Config(), progress=None) -> list[dict]:
     """One row per (init, depth, γ); ``progress(1)`` after each."""
     check(config)
-    rows = []
-    with jax.enable_x64(True):
-        for gamma in config.gammas:
-            for depth in config.depths:
-                for init in config.inits:
-                    rows.append(run_cell(init, depth, gamma, config))
-                    if progress:
-                        progress(1)
-    return rows
+    return run_cells(cells(config), functools.partial(run_cell, config=config), progress)
 
 
 def size(config: Config) -> int:
-    return len(config.gammas) * len(config.depths) * len(config.inits)
+    return len(cells(config))
 
 
 def plot(rows: list[dict], path) -> None:

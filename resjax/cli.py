@@ -22,8 +22,8 @@ resjax: the reference implementation of "Identity Matters in Deep Learning"
   resjax check --replay FILE        re-check one saved counterexample
   resjax train                      train the embedded default (8x8 digits, no download)
   resjax train --config paper --set data=DIR    Section 4's CIFAR-10 recipe
-  resjax experiment linear-gd       gradient descent from the identity, measured (docs/experiments.md)
-  resjax experiment ablation        what the paper's Section 4 choices buy, on CIFAR-10 at CPU scale
+  resjax experiment NAME            the paper's argument measured: linear-gd, plain-gd, hypotheses,
+                                    random-labels, ablation (docs/experiments.md); --quick for seconds
 """
 
 
