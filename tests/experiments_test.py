@@ -89,7 +89,7 @@ def test_random_labels_quick_construction_fits_exactly_and_training_is_recorded(
     assert [r["n"] for r in built] == list(random_labels.QUICK.sizes) and all(r["train_acc"] == 1.0 for r in built)
     same = [r for r in rows if r["method"] == "trained, same shape"]
     assert [r["params"] for r in same] == [r["params"] for r in built]  # the same network, trained
-    assert all(1 <= r["steps"] <= random_labels.QUICK.steps for r in same)
+    assert all(1 <= r["steps"] <= random_labels.QUICK.same_shape_steps for r in same)
     smallest = next(r for r in rows if r["method"] == "trained, smallest" and r["n"] == 50)
     assert smallest["train_acc"] == 1.0 and smallest["params"] < built[0]["params"]
 
