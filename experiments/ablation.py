@@ -193,8 +193,11 @@ def plot(rows: list[dict], path) -> None:
     a.set(yticks=y, yticklabels=names, xlabel="test accuracy, % (mean ± std over seeds)")
     lo = min(100 * r["acc_mean"] for r in rows if math.isfinite(r["acc_mean"])) if rows else 0
     a.set_xlim(max(0, lo - 10), 100)
-    b.barh(y, [r["max_stable_lr"] or 0 for r in rows], color=colors)
-    b.set(yticks=y, yticklabels=[], xscale="log", xlabel="largest stable constant learning rate")
+    rates = [r["max_stable_lr"] for r in rows]
+    b.barh(y, [x or 0 for x in rates], color=colors)
+    for yi, x in zip(y, rates):  # None: even the smallest rate tried failed
+        b.text(x or 0, yi, f" {x:g}" if x else " none stable", va="center", fontsize=8)
+    b.set(yticks=y, yticklabels=[], xlabel="largest stable constant learning rate (no warm-up, no clipping)")
     for r, color in zip(rows, plt.cm.tab10(np.arange(len(rows)) % 10)):
         curves = [np.array(cv) for cv in r["curves"] if cv]
         if curves:
