@@ -40,11 +40,11 @@ class Config:
     data: str = "../shared/data/cifar10-jpeg"
     sizes: tuple[int, ...] = (100, 1000, 10_000)
     classes: int = 10
-    steps: int = 1_000
+    steps: int = 3_000
     # the constructed shape is ~n/6 blocks deep: at n = 10,000 a full-batch step of its
     # 1,667 blocks costs seconds here, so it gets fewer steps than the search's networks
     same_shape_steps: int = 200
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     search: tuple[tuple[int, int], ...] = ((16, 1), (64, 1), (256, 1))
     seed: int = 0
 
