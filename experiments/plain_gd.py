@@ -139,7 +139,11 @@ def plot(rows: list[dict], path) -> None:
             bottom.fill_between([r["depth"] for r in conv], lo, hi, color=color, alpha=0.15)
         top.set(xscale="log", ylim=(-3, 103), xlabel="depth ℓ", ylabel="% of seeds reaching excess ≤ tol",
                 title=f"γ(R) = {gamma:g}")
-        bottom.set(xscale="log", yscale="log", xlabel="depth ℓ", ylabel="iterations (converged seeds)")
+        bottom.set(xscale="log", yscale="log", xlabel="depth ℓ", ylabel="iterations (converged seeds: median, 10–90%)")
+        depths = sorted({r["depth"] for r in rows})
+        for ax in (top, bottom):
+            ax.set_xticks(depths, [str(k) for k in depths])
+            ax.minorticks_off()
         top.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
