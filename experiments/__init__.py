@@ -38,7 +38,7 @@ def configure(module, quick: bool = False, assignments: typing.Sequence[str] = (
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        value = tuple(value) if isinstance(value, list) else value
+        value = _tuples(value)
         if not _fits(value, hints[key]):
             raise ValueError(f"cannot apply {item!r}: {key} takes {_name(hints[key])}, not {value!r}.")
         changes[key] = value
@@ -46,6 +46,11 @@ def configure(module, quick: bool = False, assignments: typing.Sequence[str] = (
     if hasattr(module, "check"):
         module.check(config)
     return config
+
+
+def _tuples(value):
+    """JSON lists as tuples, nested ones too (configs are frozen and hashable)."""
+    return tuple(map(_tuples, value)) if isinstance(value, list) else value
 
 
 def _fits(value, hint) -> bool:

@@ -107,6 +107,7 @@ def test_ablation_quick_residual_beats_plain_and_records_seeds_and_stability(tmp
 def test_experiment_overrides_are_typed_and_refused_with_the_field_named(capsys):
     config = configure(ablation, True, ["seeds=1", 'variants=["plain, standard init"]', "stability_rates=[1, 2]"])
     assert config.seeds == 1 and config.variants == ("plain, standard init",) and config.stability_rates == (1, 2)
+    assert configure(random_labels, True, ["search=[[8, 1], [32, 2]]"]).search == ((8, 1), (32, 2))
     for bad, said in (("steps=1.5", "steps takes int"), ("stepz=3", "did you mean 'steps'"), ("seeds", "KEY=VALUE"),
                       ('variants=["x"]', "unknown variants")):
         with pytest.raises(ValueError, match=said):
