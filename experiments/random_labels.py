@@ -174,7 +174,8 @@ def plot(rows: list[dict], path) -> None:
         if not sel:
             continue
         n = [r["n"] for r in sel]
-        a.plot(n, [r["params"] for r in sel], "-", color=color, label=method)
+        wide = dict(lw=5, alpha=0.4) if method == "construct" else {}  # under the same shape's line
+        a.plot(n, [r["params"] for r in sel], "-", color=color, label=method, **wide)
         b.plot(n, [r["seconds"] for r in sel], "-", color=color, label=method)
         for r in sel:
             face = color if r["train_acc"] == 1.0 else "white"
