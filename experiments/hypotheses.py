@@ -94,7 +94,6 @@ def trajectories(R, A0, etas, chunks: int, stride: int):
     def one(eta):
         def chunk(A, _):
             A = jax.lax.fori_loop(0, stride, lambda _, A: A - eta * linear.risk_gradient(A, R, eye), A)
-            A = jnp.where(jnp.isfinite(A), A, jnp.nan)
             sigma = jnp.linalg.svd(linear.product(A), compute_uv=False)[-1]
             return A, (linear.excess_risk(A, R, eye), linear.max_norm(A), sigma)
 
