@@ -154,8 +154,8 @@ def size(config: Config) -> int:
 
 def plot(rows: list[dict], path) -> None:
     """Per family: iterations to excess ≤ tol against depth, one line per parameter (×
-    above the line: not reached within the budget, annotated with the final excess); and
-    the excess along the path at the deepest depth."""
+    above the dotted budget line: never reached); and the excess along the path at the
+    deepest depth."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -213,8 +213,11 @@ def _experiment(args) -> int:
     except (ValueError, OSError) as e:
         return _fail("experiment", e)
     _use_compilation_cache()
-    with tqdm(total=module.size(config), desc=args.name, unit="run", file=sys.stderr, disable=args.quiet) as bar:
-        rows = module.run(config, progress=bar.update)
+    try:  # what only the run can find out: missing data, too few images, devices already set up
+        with tqdm(total=module.size(config), desc=args.name, unit="run", file=sys.stderr, disable=args.quiet) as bar:
+            rows = module.run(config, progress=bar.update)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        return _fail("experiment", e)
     (workdir / "rows.json").write_text(json.dumps({"experiment": args.name, "config": dataclasses.asdict(config),
                                                    "rows": rows}, indent=1))
     module.plot(rows, workdir / f"{args.name}.png")

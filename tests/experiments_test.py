@@ -114,3 +114,10 @@ def test_experiment_overrides_are_typed_and_refused_with_the_field_named(capsys)
             configure(ablation, True, [bad])
     assert cli.main(["experiment", "plain-gd", "--quick", "--set", "inits=[\"glorot\", \"zeros\"]"]) == 2
     assert "unknown inits ['zeros']" in capsys.readouterr().err
+
+
+def test_experiment_refuses_data_it_cannot_use_in_one_line(tmp_path, capsys):
+    assert cli.main(["experiment", "random-labels", "--quick", "--quiet", "--workdir", str(tmp_path),
+                     "--set", "sizes=[50, 5000]"]) == 2
+    assert capsys.readouterr().err.strip() == ("resjax experiment: sizes go up to 5000, but 'digits' has 1500 "
+                                               "training images.")
