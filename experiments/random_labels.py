@@ -81,6 +81,11 @@ def shapes_of(d: int, width: int, depth: int, classes: int) -> dict:
             "out": {"U": (classes, width), "s": (classes,), "V": (classes, classes)}}
 
 
+def size_of(shapes: dict) -> int:
+    """The parameter count of a network with these shapes."""
+    return sum(math.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple)))
+
+
 def train(X: np.ndarray, labels: np.ndarray, shapes: dict, config: Config, steps: int) -> dict:
     """Full-batch Adam until 100% training accuracy (checked every 25 steps) or ``steps``."""
     import optax
@@ -123,7 +128,7 @@ def run_size(X: np.ndarray, n: int, config: Config, progress) -> list[dict]:
     progress(1)
     tried = []
     d, r = X.shape[1], config.classes
-    for width, depth in sorted(config.search, key=lambda wd: wd[0] * d + wd[1] * (2 * wd[0] + 1) * wd[0] + r * wd[0]):
+    for width, depth in sorted(config.search, key=lambda wd: size_of(shapes_of(d, *wd, r))):
         tried.append({"width": width, "depth": depth, **train(Xn, labels, shapes_of(d, width, depth, r), config, config.steps)})
         if tried[-1]["train_acc"] == 1.0:
             break
