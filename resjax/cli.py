@@ -136,8 +136,9 @@ def _dry_run(trainer) -> int:
 
     cfg = trainer.config
     print(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
-    print(f"data: {len(trainer.train_set.labels)} training and {len(trainer.test_set.labels)} test images of "
-          f"shape {trainer.train_set.images.shape[1:]}, {cfg.num_classes} classes")
+    pipeline = "streamed from the host" if trainer.streaming else "on the devices"
+    print(f"data: {len(trainer.train_set)} training and {len(trainer.test_set)} test images, {pipeline}, seen as "
+          f"{trainer.feed.shape}, {cfg.num_classes} classes")
     step = loop.latest_step(trainer.workdir)
     workdir_mod.check_free(trainer.workdir, jax.process_index())
     diff = trainer.check_resume(step)

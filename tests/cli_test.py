@@ -145,7 +145,7 @@ TRAIN_CASES = {
     "log_every=0": r"log_every=0: input should be greater than or equal to 1",
     "batch_size=-4": r"batch_size=-4: input should be greater than or equal to 1",
     "batch_size=0": r"batch_size=0: input should be greater than or equal to 1",
-    "lr_schedule=cosin": r"lr_schedule='cosin' is not one of 'piecewise' or 'cosine' \(did you mean 'cosine'\?\)",
+    "lr_schedule=cosin": r"lr_schedule='cosin' is not one of 'piecewise', 'cosine' or 'exponential' \(did you mean 'cosine'\?\)",
     "compute_dtype=bf16": r"compute_dtype='bf16' is not one of .* \(did you mean 'bfloat16'\?\)",
     "augment=1": r"augment=1: input should be a valid boolean",
     "steps=1.5": r"steps=1.5: input should be a valid integer",
@@ -173,7 +173,7 @@ def test_bad_training_configuration_is_one_line_and_exit_2(assignment, folder, t
 
 def test_bad_data_workdir_and_config_names_are_one_line_and_exit_2(folder, tmp_path):
     base = ["train", "--config", "tiny", "--workdir", str(tmp_path / "w"), "--set", "num_classes=2"]
-    refused(base + [f"data={tmp_path / 'nowhere'}"], r"no data at .*nowhere: expected a directory or \.tar\.gz")
+    refused(base + [f"data={tmp_path / 'nowhere'}"], r"no data at .*nowhere: expected a directory, \.tar or \.tar\.gz")
     (tmp_path / "noise.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
     refused(base + [f"data={tmp_path / 'noise.tar.gz'}"], r"cannot read .*noise\.tar\.gz .* not a tar archive")
     import tarfile

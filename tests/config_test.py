@@ -13,7 +13,8 @@ NAMES = sorted(m.name for m in pkgutil.iter_modules(configs.__path__))
 
 
 def test_the_documented_configurations_exist():
-    assert {"paper", "fast", "cpu", "digits", "tiny"} <= set(NAMES)
+    assert {"paper", "fast", "cpu", "digits", "tiny", "imagenet34", "imagenet34_fast"} <= set(NAMES)
+    assert "imagenet34-fast" in configs.names() and config.load("imagenet34_fast") == config.load("imagenet34-fast")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -28,7 +29,7 @@ def test_configuration_states_its_command_and_expected_result_and_builds(name):
 
 
 def test_unknown_configuration_and_bad_override_are_clear_errors():
-    with pytest.raises(ValueError, match="available: cpu, digits, fast, paper, tiny"):
+    with pytest.raises(ValueError, match="available: cpu, digits, fast, imagenet34, imagenet34-fast, paper, tiny"):
         config.load("nope")
     with pytest.raises(ValueError, match="unknown field 'stepz' \\(did you mean 'steps'\\?\\)"):
         config.load("tiny").override(["stepz=3"])

@@ -47,16 +47,17 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def train():
-    """Runs ``resjax train --config tiny`` on a data folder in a subprocess (waits, or
-    returns the Popen with wait=False); ``devices`` virtual CPU devices."""
+    """Runs ``resjax train --config tiny`` (or ``config``) on a data folder in a subprocess
+    (waits, or returns the Popen with wait=False); ``devices`` virtual CPU devices."""
 
-    def run(workdir, folder, *extra, devices=1, wait=True, flags=()):
+    def run(workdir, folder, *extra, devices=1, wait=True, flags=(), config="tiny"):
         env = {**os.environ, "JAX_PLATFORMS": "cpu"}
         env.pop("XLA_FLAGS", None)
         if devices:
             env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-        cmd = [sys.executable, "-m", "resjax.cli", "train", "--config", "tiny", "--quiet", *flags,
-               "--workdir", str(workdir), "--set", f"data={folder}", "num_classes=2", *extra]
+        cmd = [sys.executable, "-m", "resjax.cli", "train", "--config", config, "--quiet", *flags,
+               "--workdir", str(workdir), "--set", f"data={folder}", *(("num_classes=2",) if config == "tiny" else ()),
+               *extra]
         if not wait:
             return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -23,7 +23,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step():
 
 
 def test_unknown_schedule_is_refused_by_the_configuration():
-    with pytest.raises(ValueError, match="'piecewise' or 'cosine'"):
+    with pytest.raises(ValueError, match="'piecewise', 'cosine' or 'exponential'"):
         TrainConfig(lr_schedule="linear")
 
 
@@ -37,7 +37,7 @@ def test_label_smoothing_raises_the_loss_of_a_confident_correct_prediction():
     losses = []
     for smoothing in (0.0, 0.1):
         cfg = dataclasses.replace(TrainConfig(augment=False), label_smoothing=smoothing)
-        _, train_step, _ = step.make_steps(Confident(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32)
+        train_step = step.make_steps(Confident(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
         state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.zeros(())}, "opt_state": (), "batch_stats": {}}
         state["opt_state"] = step.optimizer(cfg).init(state["params"])
         images, labels = jnp.zeros((4, 8, 8, 3), jnp.uint8), jnp.zeros(4, jnp.int32)
@@ -68,7 +68,7 @@ def test_flip_evaluation_averages_the_logits_of_the_image_and_its_mirror():
     images[0, :, 0] = 255  # bright left edge: class 0 without flips, a tie with them
     images[1, :, -1] = 255
     labels, mask = jnp.array([0, 1]), jnp.array([True, True])
-    _, _, eval_step = step.make_steps(LeftEdge(), TrainConfig(), jnp.zeros(3), jnp.ones(3) / 255.0, jnp.float32)
+    eval_step = step.make_steps(LeftEdge(), TrainConfig(), jnp.zeros(3), jnp.ones(3) / 255.0, jnp.float32).eval_step
     sums = eval_step({}, {}, jnp.asarray(images), labels, mask)
     assert int(sums["correct_single_view"]) == 2
     # flipped and averaged: both classes score 127.5, the tie goes to class 0

@@ -87,7 +87,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, fold
 
 def test_missing_data_is_a_clear_error(tmp_path, train):
     out = train(tmp_path, tmp_path / "nowhere")
-    assert out.returncode == 2 and "expected a directory or .tar.gz" in out.stderr
+    assert out.returncode == 2 and "expected a directory, .tar or .tar.gz" in out.stderr
 
 
 def test_two_processes_with_two_devices_each_equal_one_process(tmp_path, folder, reference, train):

@@ -28,12 +28,15 @@ from resjax import validation as _v
 
 from . import configs
 
-LR_SCHEDULES = ("piecewise", "cosine")
+LR_SCHEDULES = ("piecewise", "cosine", "exponential")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES}
+PIPELINES = ("auto", "device", "stream")
+AUGMENTATIONS = ("cifar", "imagenet")
+CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES, "input_pipeline": PIPELINES,
+           "augmentation": AUGMENTATIONS}
 # Fields that change what is logged and saved, never the trained parameters: a resumed
 # run may change them freely (resjax.train.workdir).
-BOOKKEEPING = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+BOOKKEEPING = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "loader_workers")
 
 Positive = Annotated[int, Field(ge=1, lt=2**31)]  # step counters are int32 on the device
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -55,15 +58,28 @@ class TrainConfig:
     data: Name = "../shared/data/cifar10-jpeg"
     train_split: Name = "train"
     test_split: Name = "test"
-    augment: bool = True  # random crops from 4-pixel padding and horizontal flips, on device
+    augment: bool = True  # random crops and horizontal flips of the training images (see augmentation)
+    # "cifar": crops from 4-pixel padding (Section 4); "imagenet": random-resized crops to
+    # image_size for training, resize and centre crop for evaluation (streaming only)
+    augmentation: Literal[AUGMENTATIONS] = "cifar"
+    image_size: Positive = 224  # the side of augmentation="imagenet"'s crops
+    # "device": the training set on the device as uint8, augmented there; "stream": read,
+    # decoded and augmented on the host by worker processes (resjax.train.stream); "auto":
+    # stream when augmentation="imagenet" or the decoded training set exceeds 4 GiB
+    input_pipeline: Literal[PIPELINES] = "auto"
+    loader_workers: Annotated[int, Field(ge=0, le=1024)] | None = None  # streaming: processes per host (None: one per core, 0: in the trainer)
+    skip_corrupt: bool = False  # streaming: replace an image that does not decode by the next one, and count it
     eval_flip: bool = False  # test accuracy from the average logits of each image and its mirror image
     # optimisation (Section 4's recipe by default)
     steps: Positive = 60_000
     batch_size: Positive = 128
     learning_rate: Rate = 0.05
-    lr_schedule: Literal[LR_SCHEDULES] = "piecewise"  # divide by 1/lr_decay at lr_boundaries, or cosine to 0 at steps
+    # piecewise: multiply by lr_decay at lr_boundaries; cosine: to 0 at steps; exponential:
+    # multiply by lr_decay every lr_decay_every steps
+    lr_schedule: Literal[LR_SCHEDULES] = "piecewise"
     lr_boundaries: Annotated[tuple[Positive, ...], Field(strict=False)] = (30_000, 50_000)
     lr_decay: Rate = 0.1
+    lr_decay_every: Positive = 10_000
     warmup_steps: Annotated[int, Field(ge=0, lt=2**31)] = 0
     momentum: Fraction = 0.9
     nesterov: bool = False
@@ -100,6 +116,9 @@ class TrainConfig:
                 + ", ".join(f"{k}={v}" for k, v in bad.items())
                 + f" (a call never crosses a log, evaluation or checkpoint); use one of {divisors} or change them"
             )
+        if self.augmentation == "imagenet" and self.input_pipeline == "device":
+            raise ValueError("augmentation='imagenet' crops images of any size on the host: it needs "
+                             "input_pipeline='stream' (or 'auto'), not 'device'")
         try:
             models.check_names(self.model)
             models.ResNet(num_classes=self.num_classes, **self.model)  # runs resjax.models.check_options
@@ -169,8 +188,9 @@ def build(factory, *args, **kwargs) -> TrainConfig:
 
 
 def load(name: str) -> TrainConfig:
-    """The CONFIG of ``resjax.train.configs.<name>``."""
+    """The CONFIG of ``resjax.train.configs.<name>`` (dashes in name stand for the module's underscores)."""
     available = configs.names()
+    name = name.replace("_", "-")
     if name not in available:
         raise ConfigError(f"no configuration {name!r}{_v.suggest(name, available)}; available: {', '.join(available)}.")
-    return importlib.import_module(f"resjax.train.configs.{name}").CONFIG
+    return importlib.import_module(f"resjax.train.configs.{name.replace('-', '_')}").CONFIG

@@ -3,17 +3,22 @@
 One jitted step, data-parallel over a ``jax.make_mesh`` of every device of every
 process: the state is replicated, each batch is split along the mesh's ``data`` axis.
 Several hosts: start one process per host with ``jax.distributed`` (``resjax train
---coordinator HOST:PORT --num-processes N --process-id I``); every process reads the
-data and runs the same loop, orbax writes the checkpoints together, and process 0
-alone writes metrics, plots and the progress bar. The batch order is
-a function of (seed, step) and augmentation keys are folded from the step, so a run
-resumed from a checkpoint continues exactly as an uninterrupted one would.
+--coordinator HOST:PORT --num-processes N --process-id I``); every process runs the
+same loop, orbax writes the checkpoints together, and process 0 alone writes metrics,
+plots and the progress bar.
+
+Two input pipelines (``input_pipeline``): "device" puts the whole training set on every
+device and each process reads all of it (CIFAR); "stream" reads, decodes and augments
+on the host, each process only its part of every batch (ImageNet; resjax.train.stream).
+The batch order is a function of (seed, step) (resjax.train.order) and so is the
+augmentation, so a run resumed from a checkpoint continues exactly as an uninterrupted
+one would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -30,7 +35,10 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from resjax import models
 
 from . import data as data_mod
+from . import order
+from . import records as records_mod
 from . import step as step_mod
+from . import stream
 from . import workdir as workdir_mod
 from .config import TrainConfig
 
@@ -45,41 +53,38 @@ def compute_dtype(config: TrainConfig):
     return jnp.dtype(config.compute_dtype)
 
 
-def load_splits(config: TrainConfig):
-    """(train ImageSet, test ImageSet) from an image folder, a folder of split tarballs,
-    "tfds:NAME" (a prepared tensorflow-datasets set; $TFDS_DATA_DIR locates it), or
-    "digits" (the embedded default, resjax.train.data.digits)."""
-    if config.data == "digits":
-        return data_mod.digits(config.train_split), data_mod.digits(config.test_split)
+def open_splits(config: TrainConfig):
+    """(train Records, test Records) of an image folder, a folder of split tarballs, or
+    "tfds:NAME" (a prepared tensorflow-datasets set; $TFDS_DATA_DIR locates it)."""
     if config.data.startswith("tfds:"):
         name = config.data.removeprefix("tfds:")
-        return data_mod.load_tfds(name, config.train_split), data_mod.load_tfds(name, config.test_split)
-    root = pathlib.Path(config.data)
+        train, test = records_mod.open_tfds(name, config.train_split), records_mod.open_tfds(name, config.test_split)
+    else:
+        root = pathlib.Path(config.data)
 
-    def one(split):
-        tarball = root / f"{split}.tar.gz"
-        return data_mod.load_image_folder(tarball if tarball.exists() else root, split=split)
+        def one(split):
+            packed = [root / f"{split}{suffix}" for suffix in (".tar", ".tar.gz")]
+            return records_mod.open_folder(next((t for t in packed if t.exists()), root), split=split)
 
-    train, test = one(config.train_split), one(config.test_split)
+        train, test = one(config.train_split), one(config.test_split)
     if train.class_names != test.class_names:
-        raise ValueError(f"train and test classes differ under {root}: {train.class_names} vs {test.class_names}")
+        raise ValueError(f"train and test classes differ in {config.data}: {train.class_names} vs {test.class_names}")
     return train, test
 
 
-@functools.lru_cache(maxsize=2)
-def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The permutation of range(n) for one epoch, drawn once (it is on every step's path)."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def batch_indices(seed: int, step: int, batch: int, n: int) -> np.ndarray:
-    """Indices of the batch at ``step``: epochs are independent permutations of range(n)."""
-    pos = np.arange(step * batch, (step + 1) * batch)
-    out = np.empty(batch, dtype=np.int32)
-    for epoch in np.unique(pos // n):
-        sel = pos // n == epoch
-        out[sel] = _epoch_order(seed, int(epoch), n)[pos[sel] % n]
-    return out
+def load_splits(config: TrainConfig):
+    """(train, test) for the input pipeline the configuration asks for (resjax.train.stream.wanted):
+    ImageSets decoded into memory for the device pipeline ("digits", the embedded default,
+    is one), Records for the streaming one."""
+    if config.data == "digits":
+        if config.input_pipeline == "stream" or config.augmentation == "imagenet":
+            raise ValueError("the embedded digits are arrays in memory: input_pipeline='stream' and "
+                             "augmentation='imagenet' need an image folder or a tfds:NAME data set.")
+        return data_mod.digits(config.train_split), data_mod.digits(config.test_split)
+    train, test = open_splits(config)
+    if stream.wanted(config, train):
+        return train, test
+    return data_mod.in_memory(train, config.data), data_mod.in_memory(test, config.data)
 
 
 def split_cpu(count: int | None) -> None:
@@ -89,23 +94,21 @@ def split_cpu(count: int | None) -> None:
         jax.config.update("jax_num_cpu_devices", count)
 
 
-def validate(config: TrainConfig, train_set: data_mod.ImageSet, test_set: data_mod.ImageSet) -> None:
+def validate(config: TrainConfig, feed) -> None:
     """The rules that need the data and the devices, checked before anything compiles:
-    num_classes equals the data's class count, the batch splits evenly over the devices,
-    the network accepts the images' size. Raises ValueError."""
-    names = train_set.class_names
+    num_classes equals the data's class count, labels lie in range (where known without
+    reading every record), the batch splits evenly over the devices, the network accepts
+    the images' size. Raises ValueError."""
+    names = feed.class_names
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-    if config.num_classes != len(names):
+    if names and config.num_classes != len(names):
         raise ValueError(
             f"num_classes={config.num_classes}, but the data {config.data!r} has {len(names)} classes ({shown}); "
             f"set num_classes={len(names)}."
         )
-    for split in (train_set, test_set):
-        if len(split.labels) == 0 or split.labels.min() < 0 or split.labels.max() >= config.num_classes:
+    for labels in feed.labels:
+        if labels is not None and (len(labels) == 0 or labels.min() < 0 or labels.max() >= config.num_classes):
             raise ValueError(f"labels of {config.data!r} must lie in [0, {config.num_classes}) and not be empty.")
-    if train_set.images.shape[1:] != test_set.images.shape[1:]:
-        raise ValueError(f"train images {train_set.images.shape[1:]} and test images {test_set.images.shape[1:]} "
-                         "differ in size; resize them to one size.")
     devices = jax.device_count()
     if config.batch_size % devices:
         raise ValueError(
@@ -113,7 +116,63 @@ def validate(config: TrainConfig, train_set: data_mod.ImageSet, test_set: data_m
             f"{devices} (e.g. {max(devices, config.batch_size // devices * devices)})."
         )
     model = models.ResNet(num_classes=config.num_classes, **config.model)
-    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *train_set.images.shape[1:]), jnp.float32))
+    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *feed.shape), jnp.float32))
+
+
+class DeviceFeed:
+    """The device pipeline: the whole training set on the devices as uint8, batches as
+    index blocks (resjax.train.order), augmented by the step. Same interface as
+    resjax.train.stream.StreamFeed."""
+
+    position = None  # nothing to checkpoint: the step says where the stream is
+    skipped = 0
+
+    def __init__(self, config: TrainConfig, train: data_mod.ImageSet, test: data_mod.ImageSet, mesh):
+        if train.images.shape[1:] != test.images.shape[1:]:
+            raise ValueError(f"train images {train.images.shape[1:]} and test images {test.images.shape[1:]} "
+                             "differ in size; resize them to one size.")
+        self.config, self.test = config, test
+        self.class_names, self.shape, self.labels = train.class_names, train.images.shape[1:], (train.labels, test.labels)
+        pixels = train.images.reshape(-1, train.images.shape[-1])
+        self.mean, self.std = pixels.mean(0) / 255.0, pixels.std(0) / 255.0
+        self.replicated, self.sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+        # the step gathers from these; idx is (K, B) with K steps per call, each batch split along data
+        self.images = jax.device_put(train.images, self.replicated)
+        self.train_labels = jax.device_put(train.labels.astype(np.int32), self.replicated)
+        self.idx_sharding = NamedSharding(mesh, P(None, "data")) if config.steps_per_call > 1 else self.sharded
+        self.key = jax.random.key(config.seed)
+
+    def jit(self, steps: step_mod.Steps):
+        multi = self.config.steps_per_call > 1
+        rep = self.replicated
+        return jax.jit(step_mod.several(steps.train_step) if multi else steps.train_step,
+                       in_shardings=(rep, rep, rep, self.idx_sharding, rep), out_shardings=(rep, rep),
+                       donate_argnums=(0,))
+
+    def batches(self, start: int, saved=None):
+        cfg, n = self.config, len(self.labels[0])
+        for s in range(start, cfg.steps, cfg.steps_per_call):
+            idx = [order.batch_indices(cfg.seed, s + j, cfg.batch_size, n) for j in range(cfg.steps_per_call)]
+            idx = jax.device_put(np.stack(idx) if cfg.steps_per_call > 1 else idx[0], self.idx_sharding)
+            yield s, (self.images, self.train_labels, idx, self.key)
+
+    def eval_batches(self, batch: int):
+        images, labels = self.test.images, self.test.labels.astype(np.int32)
+        for start in range(0, len(labels), batch):
+            x, y = images[start : start + batch], labels[start : start + batch]
+            mask = np.ones(batch, bool)
+            if len(y) < batch:  # pad to one shape: one compile
+                mask[len(y):] = False
+                x = np.concatenate([x, np.zeros((batch - len(y), *x.shape[1:]), x.dtype)])
+                y = np.concatenate([y, np.zeros(batch - len(y), y.dtype)])
+            yield tuple(jax.device_put(a, self.sharded) for a in (x, y, mask))  # every process holds all
+
+
+def make_feed(config: TrainConfig, train, test, mesh):
+    """The pipeline that load_splits chose: DeviceFeed for ImageSets, StreamFeed for Records."""
+    if isinstance(train, records_mod.Records):
+        return stream.StreamFeed(config, train, test, mesh)
+    return DeviceFeed(config, train, test, mesh)
 
 
 def make_mesh():
@@ -126,8 +185,8 @@ class Trainer:
 
     config: TrainConfig
     workdir: pathlib.Path
-    train_set: data_mod.ImageSet
-    test_set: data_mod.ImageSet
+    train_set: data_mod.ImageSet | records_mod.Records  # as load_splits returns them
+    test_set: data_mod.ImageSet | records_mod.Records
     progress: bool = True
     allow_config_change: bool = False  # resume a checkpoint with a configuration that changes training
     command: str = ""  # recorded in the workdir's lock, for whoever finds it in use
@@ -135,38 +194,25 @@ class Trainer:
 
     def __post_init__(self):
         cfg = self.config
-        validate(cfg, self.train_set, self.test_set)
         self.workdir = pathlib.Path(self.workdir)
         self.dtype = compute_dtype(cfg)
         self.model = models.ResNet(num_classes=cfg.num_classes, dtype=self.dtype, **cfg.model)
         self.mesh = make_mesh()
         self.replicated = NamedSharding(self.mesh, P())
-        self.sharded = NamedSharding(self.mesh, P("data"))
-        images = self.train_set.images
-        mean = images.reshape(-1, images.shape[-1]).mean(0) / 255.0
-        std = images.reshape(-1, images.shape[-1]).std(0) / 255.0
-        self.tx, train_step, eval_step = step_mod.make_steps(self.model, cfg, jnp.asarray(mean), jnp.asarray(std), self.dtype)
-        self.images = jax.device_put(images, self.replicated)
-        self.labels = jax.device_put(self.train_set.labels.astype(np.int32), self.replicated)
-        multi = cfg.steps_per_call > 1  # then idx is (K, B): K steps per call, each batch split along data
-        self.idx_sharding = NamedSharding(self.mesh, P(None, "data")) if multi else self.sharded
-        self.train_step = jax.jit(
-            step_mod.several(train_step) if multi else train_step,
-            in_shardings=(self.replicated, self.replicated, self.replicated,
-                          self.idx_sharding, self.replicated),
-            out_shardings=(self.replicated, self.replicated),
-            donate_argnums=(0,),
-        )
+        self.feed = make_feed(cfg, self.train_set, self.test_set, self.mesh)
+        validate(cfg, self.feed)
+        steps = step_mod.make_steps(self.model, cfg, jnp.asarray(self.feed.mean), jnp.asarray(self.feed.std), self.dtype)
+        self.tx, self.train_step = steps.tx, self.feed.jit(steps)
+        sharded = NamedSharding(self.mesh, P("data"))
         self.eval_step = jax.jit(  # the test batch is split over the devices like a training batch
-            eval_step,
-            in_shardings=(self.replicated, self.replicated, self.sharded, self.sharded, self.sharded),
+            steps.eval_step,
+            in_shardings=(self.replicated, self.replicated, sharded, sharded, sharded),
             out_shardings=self.replicated,
         )
-        self.key = jax.random.key(cfg.seed)
+        self.streaming = isinstance(self.feed, stream.StreamFeed)
 
     def init_state(self):
-        shape = self.train_set.images.shape[1:]
-        variables = self.model.init(jax.random.key(self.config.seed), jnp.zeros((1, *shape), self.dtype))
+        variables = self.model.init(jax.random.key(self.config.seed), jnp.zeros((1, *self.feed.shape), self.dtype))
         params = variables["params"]
         state = {
             "step": jnp.zeros((), jnp.int32),
@@ -177,11 +223,22 @@ class Trainer:
         return jax.device_put(state, self.replicated)
 
     def restore_or_init(self, latest: int | None):
+        """(state, the pipeline's saved position or None) at checkpoint ``latest``, or fresh."""
         state = self.init_state()
         if latest is None:
-            return state
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        return self.checkpoints.restore(latest, args=ocp.args.StandardRestore(abstract))
+            return state, None
+        items = {"default": ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state))}
+        if (self.workdir / "checkpoints" / str(latest) / "pipeline").absolute().is_dir():
+            items["pipeline"] = ocp.args.JsonRestore()
+        restored = self.checkpoints.restore(latest, args=ocp.args.Composite(**items))
+        return restored["default"], restored.get("pipeline") if "pipeline" in items else None
+
+    def save(self, step: int, state) -> None:
+        """A checkpoint of the state, with the streaming pipeline's position."""
+        items = {"default": ocp.args.StandardSave(state)}
+        if self.feed.position is not None:
+            items["pipeline"] = ocp.args.JsonSave(self.feed.position)
+        self.checkpoints.save(step, args=ocp.args.Composite(**items))
 
     def _last_good(self) -> str:
         latest, where = self.checkpoints.latest_step(), self.workdir / "checkpoints"
@@ -193,24 +250,23 @@ class Trainer:
         """Test accuracy and loss, single-view and flip-averaged; test_accuracy and test_loss
         are the view that config.eval_flip chooses."""
         batch = -(-batch // jax.device_count()) * jax.device_count()
-        images, labels = self.test_set.images, self.test_set.labels.astype(np.int32)
         sums = {}
-        for start in range(0, len(labels), batch):
-            x, y = images[start : start + batch], labels[start : start + batch]
-            mask = np.ones(batch, bool)
-            if len(y) < batch:  # pad to one shape: one compile
-                mask[len(y):] = False
-                x = np.concatenate([x, np.zeros((batch - len(y), *x.shape[1:]), x.dtype)])
-                y = np.concatenate([y, np.zeros(batch - len(y), y.dtype)])
-            x, y, mask = (jax.device_put(a, self.sharded) for a in (x, y, mask))  # every process holds all
+        for x, y, mask in self.feed.eval_batches(batch):
             for k, v in self.eval_step(state["params"], state["batch_stats"], x, y, mask).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+        n = len(self.test_set)
+        top5 = self.config.num_classes > 5  # else every label is among the top five
         out = {}
         for view in ("single_view", "flip"):
-            out[f"test_accuracy_{view}"] = sums[f"correct_{view}"] / len(labels)
-            out[f"test_loss_{view}"] = sums[f"loss_{view}"] / len(labels)
+            out[f"test_accuracy_{view}"] = sums[f"correct_{view}"] / n
+            out[f"test_loss_{view}"] = sums[f"loss_{view}"] / n
+            if top5:
+                out[f"test_top5_accuracy_{view}"] = sums[f"correct_top5_{view}"] / n
         chosen = "flip" if self.config.eval_flip else "single_view"
-        return {"test_accuracy": out[f"test_accuracy_{chosen}"], "test_loss": out[f"test_loss_{chosen}"], **out}
+        headline = {"test_accuracy": out[f"test_accuracy_{chosen}"], "test_loss": out[f"test_loss_{chosen}"]}
+        if top5:
+            headline["test_top5_accuracy"] = out[f"test_top5_accuracy_{chosen}"]
+        return {**headline, **out}
 
     def run(self) -> dict:
         """Trains from the workdir's latest checkpoint (or from scratch) to ``config.steps``,
@@ -228,6 +284,7 @@ class Trainer:
                 options=ocp.CheckpointManagerOptions(
                     max_to_keep=self.config.keep_checkpoints, enable_async_checkpointing=False, create=True
                 ),
+                item_names=("default", "pipeline"),  # the state; the streaming pipeline's position
             )
             with self.checkpoints:
                 return self._run(self.checkpoints.latest_step(), lock.stale_note())
@@ -272,42 +329,43 @@ class Trainer:
                 print(f"resjax train: {stale_lock}", file=sys.stderr)
             workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change)
             workdir_mod.trim_metrics(self.workdir, checkpoint_step or 0)
-        state = self.restore_or_init(checkpoint_step)
+        state, position = self.restore_or_init(checkpoint_step)
         start_step = int(state["step"])
         log = MetricsLog(self.workdir if lead else None, purge_step=start_step + 1)
-        n = len(self.train_set.labels)
         self.loop_started = time.time()
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
                    dynamic_ncols=True)
         latest = None  # the latest evaluation: after the loop, the last step's, reused by the summary
+        per_call = cfg.steps_per_call
         try:
-            per_call = cfg.steps_per_call
-            for s in range(start_step, cfg.steps, per_call):
-                idx = [batch_indices(cfg.seed, s + j, cfg.batch_size, n) for j in range(per_call)]
-                idx = jax.device_put(np.stack(idx) if per_call > 1 else idx[0], self.idx_sharding)
-                state, metrics = self.train_step(state, self.images, self.labels, idx, self.key)
-                done = s + per_call
-                if done % cfg.log_every == 0 or done == cfg.steps:
-                    m = {k: float(v) for k, v in metrics.items()}
-                    if not math.isfinite(m["loss"]):
-                        raise NonFiniteLoss(f"non-finite loss {m['loss']} at step {done}; {self._last_good()}")
-                    now = time.perf_counter()
-                    m.update(step=done, images_per_s=(done - last_step) * cfg.batch_size / (now - last_t), time=now - t0)
-                    last_t, last_step = now, done
-                    log.write(m)
-                    bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.3g}", img_s=f"{m['images_per_s']:.0f}")
-                if done % cfg.eval_every == 0 or done == cfg.steps:
-                    latest = self.evaluate(state)
-                    log.write({"step": done, **latest, "time": time.perf_counter() - t0})
-                    if not bar.disable:
-                        bar.write(f"step {done}: test accuracy {latest['test_accuracy']:.4f}")
-                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                    if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
-                        raise NonFiniteLoss(f"non-finite parameters at step {done}, not saved; {self._last_good()}")
-                    self.checkpoints.save(done, args=ocp.args.StandardSave(state))
-                bar.update(per_call)
+            with contextlib.closing(self.feed.batches(start_step, position)) as batches:
+                for s, batch in batches:
+                    state, metrics = self.train_step(state, *batch)
+                    done = s + per_call
+                    if done % cfg.log_every == 0 or done == cfg.steps:
+                        m = {k: float(v) for k, v in metrics.items()}
+                        if not math.isfinite(m["loss"]):
+                            raise NonFiniteLoss(f"non-finite loss {m['loss']} at step {done}; {self._last_good()}")
+                        now = time.perf_counter()
+                        m.update(step=done, images_per_s=(done - last_step) * cfg.batch_size / (now - last_t),
+                                 time=now - t0)
+                        if cfg.skip_corrupt:
+                            m["skipped_images"] = self.feed.skipped
+                        last_t, last_step = now, done
+                        log.write(m)
+                        bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.3g}", img_s=f"{m['images_per_s']:.0f}")
+                    if done % cfg.eval_every == 0 or done == cfg.steps:
+                        latest = self.evaluate(state)
+                        log.write({"step": done, **latest, "time": time.perf_counter() - t0})
+                        if not bar.disable:
+                            bar.write(f"step {done}: test accuracy {latest['test_accuracy']:.4f}")
+                    if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                        if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state["params"])):
+                            raise NonFiniteLoss(f"non-finite parameters at step {done}, not saved; {self._last_good()}")
+                        self.save(done, state)
+                    bar.update(per_call)
         finally:
             bar.close()
             log.close()
@@ -323,6 +381,8 @@ class Trainer:
             "devices": jax.device_count(),
             "processes": jax.process_count(),
             "backend": jax.default_backend(),
+            "input_pipeline": "stream" if self.streaming else "device",
+            **({"skipped_images": self.feed.skipped} if cfg.skip_corrupt else {}),
             **(latest or self.evaluate(state)),  # None only when resumed at the last step
         }
         if lead:

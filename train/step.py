@@ -1,13 +1,15 @@
 """The pure training and evaluation steps (jitted and sharded by the loop).
 
-The whole training set lives on the device as uint8; a step receives the indices of
-its batch, gathers, augments (random crops from 4-pixel padding, horizontal flips)
-and normalises on the device, so input never waits on the host.
+Device pipeline: the whole training set lives on the device as uint8; ``train_step``
+receives the indices of its batch, gathers, augments (random crops from 4-pixel
+padding, horizontal flips) and normalises on the device, so input never waits on the
+host. Streaming pipeline: ``stream_step`` receives the batch itself, augmented on the
+host (resjax.train.stream). Both end in the same update.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,13 +21,17 @@ State = dict[str, Any]  # {"step", "params", "opt_state", "batch_stats"}
 
 
 def schedule(config: TrainConfig) -> optax.Schedule:
-    """Piecewise constant learning rate (Section 4), or a cosine decay to zero at the last
-    step (short runs), after an optional linear warm-up."""
+    """Piecewise constant learning rate (Section 4's CIFAR recipe), a staircase exponential
+    decay (its ImageNet recipe: ×0.94 every two epochs), or a cosine decay to zero at the
+    last step (short runs), after an optional linear warm-up."""
     if config.lr_schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps, config.steps)
-    steps = optax.piecewise_constant_schedule(
-        config.learning_rate, {b: config.lr_decay for b in config.lr_boundaries}
-    )
+    if config.lr_schedule == "exponential":
+        steps = optax.exponential_decay(config.learning_rate, config.lr_decay_every, config.lr_decay, staircase=True)
+    else:
+        steps = optax.piecewise_constant_schedule(
+            config.learning_rate, {b: config.lr_decay for b in config.lr_boundaries}
+        )
     if not config.warmup_steps:
         return steps
     warm = optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
@@ -61,24 +67,43 @@ def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.
     return ((images.astype(jnp.float32) / 255.0 - mean) / std).astype(dtype)
 
 
-def several(train_step):
-    """``train_step`` over a (K, B) block of batch indices in one call (lax.scan): fewer
-    dispatches from the host. Returns the state after K steps and the last step's metrics."""
+def several(train_step, scanned=(2,)):
+    """``train_step`` K times in one call (lax.scan): fewer dispatches from the host. The
+    arguments after the state at positions ``scanned`` carry a leading K axis (a (K, B)
+    block of batch indices by default); the others are the same for every step. Returns
+    the state after K steps and the last step's metrics."""
 
-    def train_steps(state: State, images, labels, idx, key):
-        state, metrics = jax.lax.scan(lambda st, i: train_step(st, images, labels, i, key), state, idx)
+    def train_steps(state: State, *args):
+        def body(st, per_step):
+            full = list(args)
+            for i, x in zip(scanned, per_step):
+                full[i] = x
+            return train_step(st, *full)
+
+        state, metrics = jax.lax.scan(body, state, tuple(args[i] for i in scanned))
         return state, jax.tree.map(lambda m: m[-1], metrics)
 
     return train_steps
 
 
-def make_steps(model, config: TrainConfig, mean, std, dtype):
-    """Returns (tx, train_step, eval_step): the optax optimiser and two pure functions to be jitted.
+class Steps(NamedTuple):
+    """The optimiser and the pure functions to be jitted (see make_steps)."""
+
+    tx: optax.GradientTransformation
+    train_step: Callable
+    stream_step: Callable
+    eval_step: Callable
+
+
+def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
+    """The optax optimiser and three pure functions to be jitted.
 
     train_step(state, images, labels, idx, key) -> (state, metrics), where images and
     labels are the whole training set on the device and idx the batch's indices.
-    eval_step(params, batch_stats, images, labels, mask) -> {correct_V, loss_V: sums} for the
-    views V = single_view, flip.
+    stream_step(state, images, labels) -> (state, metrics) for a batch already augmented.
+    eval_step(params, batch_stats, images, labels, mask) -> {correct_V, correct_top5_V,
+    loss_V: sums} for the views V = single_view, flip (top-5 counts the label among the
+    five highest logits, or all of them with fewer than five classes).
     """
     tx = optimizer(config)
     lr = schedule(config)
@@ -101,6 +126,9 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
         x, y = images[idx], labels[idx]
         if config.augment:
             x = augment(jax.random.fold_in(key, state["step"]), x)
+        return stream_step(state, x, y)
+
+    def stream_step(state: State, x, y):
         x = normalise(x, mean, std, dtype)
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["params"], state["batch_stats"], x, y
@@ -129,8 +157,10 @@ def make_steps(model, config: TrainConfig, mean, std, dtype):
         onehot = jax.nn.one_hot(labels, config.num_classes)
         sums = {}
         for view, out in (("single_view", logits), ("flip", (logits + mirror) / 2)):
-            sums[f"correct_{view}"] = jnp.sum((jnp.argmax(out, -1) == labels) & mask)
+            top = jax.lax.top_k(out, min(5, config.num_classes))[1]
+            sums[f"correct_{view}"] = jnp.sum((top[:, 0] == labels) & mask)
+            sums[f"correct_top5_{view}"] = jnp.sum(jnp.any(top == labels[:, None], -1) & mask)
             sums[f"loss_{view}"] = jnp.sum(jnp.where(mask, optax.softmax_cross_entropy(out, onehot), 0.0))
         return sums
 
-    return tx, train_step, eval_step
+    return Steps(tx, train_step, stream_step, eval_step)

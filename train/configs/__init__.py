@@ -4,5 +4,5 @@ import pkgutil
 
 
 def names() -> list[str]:
-    """The configuration names, sorted."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__))
+    """The configuration names, sorted (a module's underscores written as dashes)."""
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__))
