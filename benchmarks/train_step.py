@@ -9,7 +9,9 @@ Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--bat
                                      [--dtypes bfloat16 float32] [--cpu-devices 16]
                                      [--steps-per-call 1 8] [--json FILE] [--profile DIR]
 --config NAME takes the network of a training configuration (train/configs/NAME.py) and,
-on a host without an accelerator, its cpu_devices. --json writes the rows (and the
+on a host without an accelerator, its cpu_devices; for an ImageNet configuration
+(``--config imagenet34``) it measures the streaming pipeline's step on image_size-pixel
+batches (the host's decoding is benchmarks/input_pipeline.py's part). --json writes the rows (and the
 device) as JSON. --steps-per-call measures each count of steps per jitted call (a
 lax.scan, as `resjax train`'s steps_per_call). --profile traces 5 calls of the last batch
 size and dtype (first steps-per-call value) with
@@ -52,43 +54,52 @@ def train_flops_per_image(model: models.ResNet, size: int = 32) -> float:
     return 3.0 * total
 
 
-def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int = 1):
-    """The jitted step of `resjax train` on random uint8 images (``per_call`` steps per
-    call, as steps_per_call does), and a function making ``n`` calls from the current
-    state (blocking at the end)."""
+def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int = 1, size: int = 32,
+          streamed: bool = False):
+    """The jitted step of `resjax train` on random uint8 images of ``size`` pixels a side
+    (``per_call`` steps per call, as steps_per_call does), and a function making ``n`` calls
+    from the current state (blocking at the end). ``streamed``: the streaming pipeline's
+    step, whose batches arrive augmented (imagenet34); else the device pipeline's, which
+    gathers and augments on the device."""
     cfg = dataclasses.replace(TrainConfig(), model=model_kwargs, batch_size=batch, compute_dtype=dtype)
     model = models.ResNet(num_classes=10, dtype=jnp.dtype(dtype), **model_kwargs)
     mesh = loop.make_mesh()
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    lead = (per_call,) if per_call > 1 else ()
+    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*(None,) * len(lead), "data"))
     rng = np.random.default_rng(0)
-    images = jax.device_put(rng.integers(0, 256, (4096, 32, 32, 3), dtype=np.uint8), rep)
-    labels = jax.device_put(rng.integers(0, 10, 4096).astype(np.int32), rep)
-    tx, train_step, _ = step.make_steps(model, cfg, jnp.full(3, 0.5), jnp.full(3, 0.25), jnp.dtype(dtype))
-    params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.dtype(dtype)))["params"]
-    state = jax.device_put({"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
-                            "batch_stats": {}}, rep)
-    if per_call > 1:
-        train_step, shard = step.several(train_step), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data"))
-    fn = jax.jit(train_step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=(rep, rep), donate_argnums=(0,))
-    key = jax.random.key(1)
-    shape = (per_call, batch) if per_call > 1 else (batch,)
-    idx = [jax.device_put(rng.integers(0, 4096, shape).astype(np.int32), shard) for _ in range(max(steps, 5))]
+    steps_fns = step.make_steps(model, cfg, jnp.full(3, 0.5), jnp.full(3, 0.25), jnp.dtype(dtype))
+    params = model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.dtype(dtype)))["params"]
+    state = jax.device_put({"step": jnp.zeros((), jnp.int32), "params": params,
+                            "opt_state": steps_fns.tx.init(params), "batch_stats": {}}, rep)
+    if streamed:
+        train_step = step.several(steps_fns.stream_step, (0, 1)) if per_call > 1 else steps_fns.stream_step
+        fn = jax.jit(train_step, in_shardings=(rep, shard, shard), out_shardings=(rep, rep), donate_argnums=(0,))
+        calls = [(jax.device_put(rng.integers(0, 256, (*lead, batch, size, size, 3), dtype=np.uint8), shard),
+                  jax.device_put(rng.integers(0, 10, (*lead, batch)).astype(np.int32), shard)) for _ in range(2)]
+    else:
+        images = jax.device_put(rng.integers(0, 256, (4096, size, size, 3), dtype=np.uint8), rep)
+        labels = jax.device_put(rng.integers(0, 10, 4096).astype(np.int32), rep)
+        train_step = step.several(steps_fns.train_step) if per_call > 1 else steps_fns.train_step
+        fn = jax.jit(train_step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+        key = jax.random.key(1)
+        calls = [(images, labels, jax.device_put(rng.integers(0, 4096, (*lead, batch)).astype(np.int32), shard), key)
+                 for _ in range(max(steps, 5))]
     box = {"state": state}
 
     def run(n: int) -> None:
         for i in range(n):
-            box["state"], m = fn(box["state"], images, labels, idx[i % len(idx)], key)
+            box["state"], m = fn(box["state"], *calls[i % len(calls)])
         jax.block_until_ready(m)
 
     return model, run
 
 
 def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str | None = None,
-            per_call: int = 1) -> dict:
+            per_call: int = 1, size: int = 32, streamed: bool = False) -> dict:
     """Timed steps (``steps`` of them, in calls of ``per_call``) after a compile and warm-up."""
     calls = max(1, steps // per_call)
-    model, run = build(model_kwargs, batch, dtype, calls, per_call)
+    model, run = build(model_kwargs, batch, dtype, calls, per_call, size, streamed)
     t = time.perf_counter()
     run(1)
     compile_s = time.perf_counter() - t
@@ -96,7 +107,7 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str
     t = time.perf_counter()
     run(calls)
     seconds = (time.perf_counter() - t) / (calls * per_call)
-    flops = train_flops_per_image(model) * batch
+    flops = train_flops_per_image(model, size) * batch
     row = {"batch": batch, "dtype": dtype, "steps_per_call": per_call, "images_per_s": batch / seconds,
            "tflops": flops / seconds / 1e12, "gflop_per_image": flops / batch / 1e9, "step_ms": seconds * 1e3,
            "compile_s": compile_s}
@@ -186,8 +197,10 @@ def main():
         parser.error(str(e))
     loop.split_cpu(args.cpu_devices or (config.cpu_devices if config else None))
     cpu = jax.default_backend() == "cpu"
+    streamed = bool(config) and config.augmentation == "imagenet"  # its batches arrive augmented from the host
+    size = config.image_size if streamed else 32
     if config:
-        model_kwargs, name = config.model, f"the {args.config} config's network {config.model}"
+        model_kwargs, name = config.model, f"the {args.config} config's network {config.model} at {size}x{size}"
     elif args.full or not cpu:
         model_kwargs, name = {}, "Table 1"
     else:
@@ -201,7 +214,8 @@ def main():
         for dtype in dtypes:
             for per_call in args.steps_per_call:
                 last = (batch, dtype, per_call) == (args.batches[-1], dtypes[-1], args.steps_per_call[0])
-                r = measure(model_kwargs, batch, dtype, args.steps, args.profile if last else None, per_call)
+                r = measure(model_kwargs, batch, dtype, args.steps, args.profile if last else None, per_call,
+                            size, streamed)
                 rows.append(r)
                 print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call: {r['images_per_s']:10,.0f} images/s  "
                       f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step, "
