@@ -9,6 +9,9 @@
 #      (step_benchmark.json), then one `fast` run (seed 0)            ~6-7 min on an H200
 #   b  the second `fast` seed                                          ~3 min
 #   c  the unchanged `paper` configuration with seed 1                 ~7 min
+#   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
+#      256) and, where grain is installed, the input pipeline on this host's cores with
+#      cores per GPU from the measured step                               ~2-3 min
 #
 # (step and fast0 are a's two halves.)
 # Usage: DATA=gpu/cifar10-jpeg PEER_STEP=gpu/peer_step.py DEST=gpu/out bash benchmarks/gpu.sh a [b c]
@@ -26,10 +29,12 @@ read -r -a EXTRA <<<"${TRAIN_SET:-}"
 if [ -n "$TINY" ]; then
   CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 4 --batches 16 32 --dtypes float32 --steps-per-call 1 2)
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
+  INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
 else
   CEILING=(); STEP=(--full --steps 96 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8)
   PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
   STEPS=(--steps 100)
+  INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
 fi
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -73,7 +78,19 @@ step_benchmark() {
   say "report"; $PY benchmarks/step_report.py "$dir"
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|step|fast0 [...]" >&2; exit 2; }
+imagenet() {
+  local dir="$DEST/i"
+  mkdir -p "$dir"
+  say "imagenet34 step"; $PY benchmarks/train_step.py --config imagenet34 "${INET[@]}" --json "$dir/imagenet34_step.json"
+  if $PY -c 'import grain' 2>/dev/null; then
+    say "input pipeline"; $PY benchmarks/input_pipeline.py "${PIPE[@]}" --measured "$dir/imagenet34_step.json" \
+      --json "$dir/input_pipeline.json"
+  else
+    say "input pipeline: grain is not installed here; cores per GPU from $dir/imagenet34_step.json with --measured elsewhere"
+  fi
+}
+
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -84,7 +101,8 @@ for part in "$@"; do
     c) train paper_seed1 paper 1 ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
-    *) echo "unknown part $part: expected a, b, c, step or fast0" >&2; exit 2 ;;
+    i) imagenet ;;
+    *) echo "unknown part $part: expected a, b, c, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

@@ -1,6 +1,6 @@
 """Input pipeline throughput for ImageNet-style JPEGs, and the CPU cores a GPU needs.
 
-  python benchmarks/input_pipeline.py [--images 600] [--workers N] [--json out.json]
+  python benchmarks/input_pipeline.py [--images 600] [--workers N] [--measured step.json] [--json out.json]
 
 1. Generates ImageNet-shaped JPEGs (resjax.train.synthetic: sides of 256-500 pixels,
    quality 90, noise chosen to give about ImageNet's mean file size of 110 kB, since
@@ -11,9 +11,11 @@
 3. All cores: the streaming pipeline itself (grain, ``--workers`` processes, batches of
    256, no device): images/s in all and per worker.
 4. Cores per GPU for imagenet34 at 224x224: the GPU's step rate over the measured
-   images/s per core. No GPU step of imagenet34 has been measured yet, so the rate is an
-   ESTIMATE: imagenet34's training FLOPs per image against the FLOP rate the Table 1
-   step reached on an H200 (docs/results/h200_step_benchmark.json; batch 512 and 128).
+   images/s per core. With ``--measured FILE`` (the JSON of ``benchmarks/train_step.py
+   --config imagenet34`` run on the GPU: ``bash benchmarks/gpu.sh i``) the rate is that
+   measurement; without it the rate is an ESTIMATE: imagenet34's training FLOPs per
+   image against the FLOP rate the Table 1 step reached on an H200
+   (docs/results/h200_step_benchmark.json; batch 512 and 128).
 
 Numbers depend on the machine and its load; the script prints the CPU count and the
 load average next to them.
@@ -75,6 +77,15 @@ def pipeline(folder: pathlib.Path, workers: int, batch: int, batches: int) -> di
             "images_per_s": images / seconds, "images_per_s_per_worker": images / seconds / max(workers, 1)}
 
 
+def gpu_measured(images_per_s_per_core: float, path: pathlib.Path) -> dict:
+    """Cores per GPU from a measured imagenet34 step (train_step.py's JSON), per batch size and dtype."""
+    measured = json.loads(path.read_text())
+    per_device = {f"b{r['batch']}_{r['dtype']}": r["images_per_s"] / measured["devices"] for r in measured["rows"]}
+    return {"basis": str(path), "device": measured["device"], "estimate": False,
+            **{k: {"imagenet34_images_per_s": v, "cores_per_gpu": v / images_per_s_per_core}
+               for k, v in per_device.items()}}
+
+
 def gpu_estimate(images_per_s_per_core: float, size: int = 224) -> dict:
     """ESTIMATED imagenet34 step rate on an H200 and the cores it needs (see module docstring)."""
     from train_step import train_flops_per_image
@@ -99,10 +110,14 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=8, help="timed batches of the pipeline (default 8)")
     parser.add_argument("--noise", type=float, default=40.0,
                         help="pixel noise of the generated images (default 40: about 110 kB per JPEG, ImageNet's mean size)")
+    parser.add_argument("--measured", type=pathlib.Path,
+                        help="train_step.py --config imagenet34 JSON from a GPU: cores per GPU from it, not estimated")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args(argv)
     if args.images < 10 or args.workers < 0 or args.batch < 1 or args.batches < 1:
         parser.error("--images must be at least 10, --workers at least 0, --batch and --batches at least 1")
+    if args.measured and not args.measured.is_file():
+        parser.error(f"--measured {args.measured}: no such file (write it with benchmarks/gpu.sh i)")
 
     from resjax.train import records, synthetic
 
@@ -121,7 +136,10 @@ def main(argv=None) -> int:
             "pipeline": pipeline(folder, args.workers, args.batch, args.batches),
         }
     result["load_average_after"] = os.getloadavg()
-    result["gpu_estimate"] = gpu_estimate(result["per_core_train"]["images_per_s"])
+    rate = result["per_core_train"]["images_per_s"]
+    if args.measured:
+        result["gpu_measured"] = gpu_measured(rate, args.measured)
+    result["gpu_estimate"] = gpu_estimate(rate)
     c, p, g = result["per_core_train"], result["pipeline"], result["gpu_estimate"]
     print(f"{result['jpeg']['count']} generated JPEGs, 256-500 px, mean {result['jpeg']['mean_kb']:.0f} kB; "
           f"{result['cpu_count']} cores, load average {result['load_average_before'][0]:.2f} before, "
@@ -137,6 +155,10 @@ def main(argv=None) -> int:
         print(f"  at the H200 FLOP rate of Table 1's {label} step ({e['table1_tflops']:.0f} TFLOP/s): "
               f"{e['imagenet34_images_per_s']:.0f} images/s per GPU, needing {e['cores_per_gpu']:.0f} cores per GPU "
               "at this machine's per-core rate")
+    for key, e in result.get("gpu_measured", {}).items():
+        if isinstance(e, dict):
+            print(f"MEASURED on {result['gpu_measured']['device']}, {key}: {e['imagenet34_images_per_s']:.0f} images/s "
+                  f"per GPU, needing {e['cores_per_gpu']:.1f} cores per GPU at this machine's per-core rate")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=1))
     return 0

@@ -101,3 +101,19 @@ def test_profile_summary_splits_device_time_by_kernel_kind_and_finds_idle_time()
     assert s["kinds_us"] == {"convolution/matmul": 60, "XLA fusion/other": 20, "copy": 10}
     assert s["step_device_busy_us"] == 90 and s["step_device_span_us"] == 110 and s["step_idle_us"] == 20
     assert train_step.summarise_trace({"traceEvents": meta}, steps=1)["device_events"] == 0
+
+
+def test_part_i_measures_the_imagenet34_step_and_the_pipeline_from_it(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TINY": "1", "DEST": str(tmp_path), "PYTHON": sys.executable}
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "i"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    step = json.loads((tmp_path / "i" / "imagenet34_step.json").read_text())
+    assert step["rows"][0]["gflop_per_image"] == pytest.approx(21.86, abs=0.01)  # 224x224, streamed step
+    pipeline = json.loads((tmp_path / "i" / "input_pipeline.json").read_text())
+    measured = pipeline["gpu_measured"]["b2_float32"]
+    assert pipeline["gpu_measured"]["estimate"] is False and pipeline["gpu_estimate"]["estimate"] is True
+    assert measured["cores_per_gpu"] == pytest.approx(
+        measured["imagenet34_images_per_s"] / pipeline["per_core_train"]["images_per_s"])
+    assert "MEASURED on cpu" in proc.stdout

@@ -142,18 +142,39 @@ def test_cifar10_through_the_streaming_path_trains_and_evaluates(tmp_path, train
 
 @pytest.fixture
 def damaged(tmp_path, folder):
-    """The tiny folder with one training image replaced by bytes that are not an image."""
+    """The tiny folder with one training image replaced by a truncated JPEG: its header
+    reads, its body does not decode."""
+    from PIL import Image
+
     root = tmp_path / "damaged"
     shutil.copytree(folder, root)
-    (root / "train" / "dark" / "0003.png").write_bytes(b"not an image at all")
+    image = root / "train" / "dark" / "0003.png"
+    whole = tmp_path / "whole.jpg"
+    Image.open(image).convert("RGB").resize((64, 64)).save(whole, quality=95)
+    image.unlink()
+    (root / "train" / "dark" / "0003.jpg").write_bytes(whole.read_bytes()[:400])
     return root
 
 
-def test_a_corrupt_image_is_a_clear_error_naming_the_file(tmp_path, damaged, train):
+def test_a_corrupt_jpeg_is_a_clear_error_naming_the_file(tmp_path, damaged, train):
     out = train(tmp_path, damaged, "input_pipeline=stream", "loader_workers=1")
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
-    assert "cannot decode image" in lines[0] and "dark/0003.png" in lines[0] and "skip_corrupt=true" in lines[0]
+    assert "cannot decode image" in lines[0] and "dark/0003.jpg" in lines[0] and "skip_corrupt=true" in lines[0]
+
+
+def test_a_corrupt_image_met_by_a_worker_process_is_one_line_naming_the_file(damaged, monkeypatch):
+    """The same error when a loader process, not the statistics pass, meets the image."""
+    monkeypatch.setattr(stream, "STATS_IMAGES", 1)  # the first image of the stream is a sound one
+    cfg = _cfg(damaged, "loader_workers=2", "steps=8", "batch_size=16")
+    train, test = loop.open_splits(cfg)
+    assert "0003.jpg" not in train.name(order.record(cfg.seed, 0, len(train)))
+    feed = stream.StreamFeed(cfg, train, test, loop.make_mesh())
+    with pytest.raises(transforms.CorruptImage) as caught:
+        for _ in feed.batches(0, None):
+            pass
+    message = str(caught.value)
+    assert "\n" not in message and "dark/0003.jpg" in message and "skip_corrupt=true" in message
 
 
 def test_skip_corrupt_replaces_and_counts_every_time_the_image_comes_up(tmp_path, damaged, train):

@@ -88,7 +88,6 @@ class StreamFeed:
         self.eval_sharding = NamedSharding(mesh, P("data"))
         self._skipped = 0  # a device scalar once counting starts: read only when logged
         self.position = None  # the pipeline state after the last batch handed out
-        self._prefetch = None
 
     def element(self, train: bool, split: Records) -> transforms.Element:
         return transforms.Element(split, self.config.augmentation, self.shape, self.config.seed, train=train,
@@ -153,16 +152,16 @@ class StreamFeed:
         per_call = cfg.steps_per_call
         ds = self._dataset(self.element(True, self.train), cfg.batch_size, cfg.steps, per_call)
         offset, state = self._restorable(saved, start)
-        self._prefetch = Prefetch(self._iterator(ds[offset:], state), lambda b: self._global(b, self.sharding))
+        prefetch = Prefetch(self._iterator(ds[offset:], state), lambda b: self._global(b, self.sharding))
         try:
             for s in range(start, cfg.steps, per_call):
-                (images, labels, skipped, _), grain_state = next(self._prefetch)
+                (images, labels, skipped, _), grain_state = next(prefetch)
                 self._skipped = _count(skipped, self._skipped)
                 self.position = {"step": s + per_call, "workers": self.workers, "processes": self.processes,
                                  "offset": offset, "grain": grain_state}
                 yield s, (images, labels)
         finally:
-            self._prefetch.close()
+            prefetch.close()
 
     def _restorable(self, saved: dict | None, start: int) -> tuple[int, dict | None]:
         """(offset, grain state): where the stream of calls starts and grain's iterator state
@@ -178,11 +177,20 @@ class StreamFeed:
         count = -(-len(self.test) // batch)
         it = self._iterator(self._dataset(self.element(False, self.test), batch, count))
         try:
-            for local in it:
-                images, labels, _, mask = self._global(local, self.eval_sharding)
+            for _ in range(count):
+                images, labels, _, mask = self._global(_next(it), self.eval_sharding)
                 yield images, labels, mask
         finally:
             it.close()
+
+
+def _next(it):
+    """next(it), with a corrupt image's error as one line: grain appends a note on its
+    traceback filtering to errors from its workers."""
+    try:
+        return next(it)
+    except transforms.CorruptImage as e:
+        raise transforms.CorruptImage(str(e).split("\n")[0]) from None
 
 
 @jax.jit
@@ -206,7 +214,7 @@ class Prefetch:
     def _fill(self):
         try:
             while not self.stop.is_set():
-                batch = next(self.it)
+                batch = _next(self.it)
                 self._offer((self.put(batch), self.it.get_state()))
         except BaseException as e:  # handed to the consumer, raised there
             self._offer(e)
