@@ -248,3 +248,13 @@ def test_a_prepared_tfds_set_streams_through_data_source(tmp_path):
         summary = loop.Trainer(cfg, tmp_path, train_set, test_set, progress=False).run()
     assert summary["input_pipeline"] == "stream" and summary["steps"] == 2
     assert 0 <= summary["test_accuracy"] <= summary["test_top5_accuracy"] <= 1
+
+
+def test_several_steps_per_call_stream_as_single_steps_do(tmp_path, folder):
+    base = _cfg(folder, "loader_workers=0", "steps=4", "log_every=2", "eval_every=4", "checkpoint_every=2")
+    for k in (1, 2):
+        cfg = base.override([f"steps_per_call={k}"])
+        train_set, test_set = loop.load_splits(cfg)
+        loop.Trainer(cfg, tmp_path / str(k), train_set, test_set, progress=False).run()
+    for a, b in zip(jax.tree.leaves(params(tmp_path / "1")), jax.tree.leaves(params(tmp_path / "2"))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -137,9 +137,13 @@ class StreamFeed:
         return it
 
     def _global(self, local: dict, sharding) -> tuple:
+        """(images, labels, skipped, mask) as global arrays: the processes' parts joined along
+        the sharded (batch) axis."""
+        axis = list(sharding.spec).index("data")
+
         def put(x):
             shape = list(x.shape)
-            shape[int(x.ndim > 1 and sharding.spec[0] is None)] *= self.processes
+            shape[axis] *= self.processes
             return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
 
         return tuple(put(local[k]) for k in ("image", "label", "skipped", "mask"))
