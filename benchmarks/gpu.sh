@@ -9,6 +9,8 @@
 #      (step_benchmark.json), then one `fast` run (seed 0)            ~6-7 min on an H200
 #   b  the second `fast` seed                                          ~3 min
 #   c  the unchanged `paper` configuration with seed 1                 ~7 min
+#   d  `fast` with cutout 8 (seed 0): does more augmentation close the gap to 93.62%
+#      that a training set fit by step 5,100 leaves? (docs/section4.md)   ~3 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -38,13 +40,14 @@ else
 fi
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 
-train() {  # name config seed
-  local dir="$DEST/$1" t0 t1
+train() {  # name config seed [more KEY=VALUE overrides]
+  local dir="$DEST/$1" config=$2 seed=$3 t0 t1
+  shift 3
   mkdir -p "$dir"
-  say "train $1: resjax train --config $2 --set seed=$3 data=$DATA ${EXTRA[*]}"
+  say "train $dir: resjax train --config $config --set seed=$seed data=$DATA $* ${EXTRA[*]}"
   t0=$(date +%s.%N)
-  RESJAX_CACHE_DIR="$dir/xla-cache" $PY -m resjax.cli train --config "$2" --workdir "$dir/run" --quiet \
-    --set "data=$DATA" "seed=$3" "${EXTRA[@]}" >"$dir/log.txt" 2>&1
+  RESJAX_CACHE_DIR="$dir/xla-cache" $PY -m resjax.cli train --config "$config" --workdir "$dir/run" --quiet \
+    --set "data=$DATA" "seed=$seed" "$@" "${EXTRA[@]}" >"$dir/log.txt" 2>&1
   local rc=$?
   t1=$(date +%s.%N)
   tail -n 3 "$dir/log.txt"
@@ -90,7 +93,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -99,10 +102,11 @@ for part in "$@"; do
     a) step_benchmark; train fast_seed0 fast 0 ;;
     b) train fast_seed1 fast 1 ;;
     c) train paper_seed1 paper 1 ;;
+    d) train fast_cutout8_seed0 fast 0 cutout=8 ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, d, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

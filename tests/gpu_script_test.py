@@ -40,7 +40,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b"], env=env, capture_output=True,
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b", "d"], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return dest, proc.stdout
@@ -70,6 +70,14 @@ def test_parts_a_and_b_train_the_fast_config_with_seeds_0_and_1(out):
         assert [step for step, *_ in r["curve"]] == [2, 4]
         config = json.loads((dest / f"fast_seed{seed}" / "run" / "config.json").read_text())["config"]
         assert config["seed"] == seed and config["batch_size"] == 16 and config["nesterov"]  # fast, tiny-sized
+
+
+def test_part_d_trains_fast_with_cutout(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_cutout8_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["steps"] == 4
+    config = json.loads((dest / "fast_cutout8_seed0" / "run" / "config.json").read_text())["config"]
+    assert config["cutout"] == 8 and config["seed"] == 0 and config["nesterov"]
 
 
 def test_an_unknown_part_is_refused():

@@ -74,3 +74,40 @@ def test_flip_evaluation_averages_the_logits_of_the_image_and_its_mirror():
     # flipped and averaged: both classes score 127.5, the tie goes to class 0
     assert int(sums["correct_flip"]) == 1
     assert float(sums["loss_flip"]) == pytest.approx(2 * np.log(2 + 8 * np.exp(-127.5)), rel=1e-6)
+
+
+def test_cutout_zeroes_one_clipped_square_per_image_and_nothing_else():
+    x = jnp.ones((64, 10, 12, 3))
+    out = np.asarray(step.cutout(jax.random.key(0), x, 4))
+    sizes = set()
+    for image in out:
+        zero = np.all(image == 0, axis=-1)
+        assert np.all((image == 0) | (image == 1)) and np.all(zero == np.any(image == 0, axis=-1))
+        rows, cols = np.flatnonzero(zero.any(1)), np.flatnonzero(zero.any(0))
+        # the zeroed pixels form one rectangle: a 4 x 4 square, cut by the border
+        assert zero.sum() == len(rows) * len(cols) and np.all(np.diff(rows) == 1) and np.all(np.diff(cols) == 1)
+        assert 1 <= len(rows) <= 4 and 1 <= len(cols) <= 4
+        sizes.add((len(rows), len(cols)))
+    assert (4, 4) in sizes and len(sizes) > 1  # whole squares inside, clipped ones at the border
+
+
+def test_cutout_reaches_the_network_in_training_only_when_augmenting():
+    class PixelSum:  # a stand-in model: class 0 scores the sum of the normalised input
+        norm = None
+
+        def apply(self, variables, x, train=False, mutable=False):
+            return jnp.stack([x.sum((1, 2, 3)) / 100.0] + [jnp.zeros(x.shape[0])] * 9, axis=-1)
+
+    def first_loss(**fields):
+        cfg = dataclasses.replace(TrainConfig(), **fields)
+        train_step = step.make_steps(PixelSum(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
+        state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.zeros(())}, "opt_state": (), "batch_stats": {}}
+        state["opt_state"] = step.optimizer(cfg).init(state["params"])
+        images, labels = jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros(4, jnp.int32)
+        return float(train_step(state, images, labels, jnp.arange(4), jax.random.key(0))[1]["loss"])
+
+    plain = first_loss(augment=False)
+    assert first_loss(augment=False, cutout=4) == plain  # no augmentation, no cutout
+    assert first_loss(augment=True, cutout=4) > first_loss(augment=True)  # fewer bright pixels: less for class 0
+    with pytest.raises(ValueError, match="cutout"):
+        TrainConfig(cutout=-1)

@@ -63,6 +63,9 @@ class TrainConfig:
     # image_size for training, resize and centre crop for evaluation (streaming only)
     augmentation: Literal[AUGMENTATIONS] = "cifar"
     image_size: Positive = 224  # the side of augmentation="imagenet"'s crops
+    # with augment: in every training image a cutout x cutout square around a random centre
+    # is set to the mean pixel (DeVries & Taylor, 2017); 0: none
+    cutout: Annotated[int, Field(ge=0, lt=2**31)] = 0
     # "device": the training set on the device as uint8, augmented there; "stream": read,
     # decoded and augmented on the host by worker processes (resjax.train.stream); "auto":
     # stream when augmentation="imagenet" or the decoded training set exceeds 4 GiB

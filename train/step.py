@@ -63,6 +63,20 @@ def augment(key: jax.Array, images: jax.Array) -> jax.Array:
     return jnp.where(flip, crop[:, :, ::-1], crop)
 
 
+def cutout(key: jax.Array, x: jax.Array, size: int) -> jax.Array:
+    """Cutout (DeVries & Taylor, 2017): in each image a size x size square around a uniformly
+    drawn centre, clipped at the border, set to zero (the mean pixel, after normalisation).
+
+    x: (B, H, W, C) -> same shape and dtype.
+    """
+    b, h, w, _ = x.shape
+    centre = jax.random.randint(key, (b, 2), 0, jnp.array([h, w]))
+    low = centre - size // 2
+    rows = (jnp.arange(h)[None, :] >= low[:, :1]) & (jnp.arange(h)[None, :] < low[:, :1] + size)
+    cols = (jnp.arange(w)[None, :] >= low[:, 1:]) & (jnp.arange(w)[None, :] < low[:, 1:] + size)
+    return jnp.where((rows[:, :, None] & cols[:, None, :])[..., None], jnp.zeros((), x.dtype), x)
+
+
 def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.Array:
     return ((images.astype(jnp.float32) / 255.0 - mean) / std).astype(dtype)
 
@@ -107,6 +121,7 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
     """
     tx = optimizer(config)
     lr = schedule(config)
+    cutout_key = jax.random.fold_in(jax.random.key(config.seed), 1)  # independent of the crops' keys
     has_bn = model.norm == "batch"
 
     def variables(params, batch_stats):
@@ -130,6 +145,8 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
 
     def stream_step(state: State, x, y):
         x = normalise(x, mean, std, dtype)
+        if config.augment and config.cutout:  # here, not in augment: both pipelines pass through
+            x = cutout(jax.random.fold_in(cutout_key, state["step"]), x, config.cutout)
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["params"], state["batch_stats"], x, y
         )
