@@ -160,7 +160,8 @@ class StreamFeed:
         try:
             for s in range(start, cfg.steps, per_call):
                 (images, labels, skipped, _), grain_state = next(prefetch)
-                self._skipped = _count(skipped, self._skipped)
+                if cfg.skip_corrupt:  # else nothing is ever skipped: no extra dispatch per step
+                    self._skipped = _count(skipped, self._skipped)
                 self.position = {"step": s + per_call, "workers": self.workers, "processes": self.processes,
                                  "offset": offset, "grain": grain_state}
                 yield s, (images, labels)
