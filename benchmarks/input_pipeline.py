@@ -61,7 +61,7 @@ def pipeline(folder: pathlib.Path, workers: int, batch: int, batches: int) -> di
                                                f"batch_size={batch}", f"loader_workers={workers}"])
     train, test = loop.open_splits(cfg)
     feed = stream.StreamFeed(cfg, train, test, loop.make_mesh())
-    ds = feed._dataset(feed.element(True, train), batch, batches + 2)
+    ds = feed._dataset(feed.element(train, True, True), batch, batches + 2)
     it = feed._iterator(ds)
     try:
         next(it)

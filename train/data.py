@@ -72,18 +72,11 @@ def load_image_folder(path, split: str | None = None) -> ImageSet:
     return in_memory(open_folder(path, split), str(path))
 
 
-def _decode(records: Records, i: int) -> tuple[np.ndarray, int]:
-    data, label = records[i]
-    if isinstance(data, np.ndarray):
-        return data, label
-    return transforms.decode(transforms.open_image(data, records.name(i)), records.name(i)), label
-
-
 def in_memory(records: Records, where: str) -> ImageSet:
     """Every record decoded (threads: Pillow decodes outside the GIL). Raises ValueError
     for a corrupt image (named) or images of different sizes."""
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-        rows = list(pool.map(functools.partial(_decode, records), range(len(records)), chunksize=256))
+        rows = list(pool.map(functools.partial(transforms.decode_record, records), range(len(records)), chunksize=256))
     shapes = {image.shape for image, _ in rows}
     if len(shapes) != 1:
         raise ValueError(f"images under {where} differ in size ({sorted(shapes)[:3]}...); resize them first, or "

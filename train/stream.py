@@ -43,8 +43,7 @@ def wanted(config: TrainConfig, records: Records) -> bool:
         return config.input_pipeline == "stream"
     if config.augmentation == "imagenet":
         return True
-    data, _ = records[0]
-    first = transforms.decode(transforms.open_image(data, records.name(0)), records.name(0))
+    first, _ = transforms.decode_record(records, 0)
     return first.nbytes * len(records) > STREAM_ABOVE_BYTES
 
 
@@ -80,8 +79,7 @@ class StreamFeed:
         if config.augmentation == "imagenet":
             self.shape = (config.image_size, config.image_size, 3)
         else:
-            data, _ = train[0]
-            self.shape = transforms.decode(transforms.open_image(data, train.name(0)), train.name(0)).shape
+            self.shape = transforms.decode_record(train, 0)[0].shape
         self.mean, self.std = self._statistics()
         per_call = config.steps_per_call
         self.sharding = NamedSharding(mesh, P(None, "data") if per_call > 1 else P("data"))
@@ -89,14 +87,13 @@ class StreamFeed:
         self._skipped = 0  # a device scalar once counting starts: read only when logged
         self.position = None  # the pipeline state after the last batch handed out
 
-    def element(self, train: bool, split: Records) -> transforms.Element:
+    def element(self, split: Records, train: bool, augment: bool) -> transforms.Element:
         return transforms.Element(split, self.config.augmentation, self.shape, self.config.seed, train=train,
-                                  augment=train and self.config.augment, skip_corrupt=self.config.skip_corrupt)
+                                  augment=augment, skip_corrupt=self.config.skip_corrupt)
 
     def _statistics(self) -> tuple[np.ndarray, np.ndarray]:
         count = min(STATS_IMAGES, len(self.train))
-        element = transforms.Element(self.train, self.config.augmentation, self.shape, self.config.seed,
-                                     augment=False, skip_corrupt=self.config.skip_corrupt)
+        element = self.element(self.train, train=True, augment=False)
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
             images = np.stack([e["image"] for e in pool.map(element, range(count))])
         pixels = images.reshape(-1, images.shape[-1]) / 255.0
@@ -154,7 +151,7 @@ class StreamFeed:
         position a checkpoint stored at ``start`` (None: from the step alone)."""
         cfg = self.config
         per_call = cfg.steps_per_call
-        ds = self._dataset(self.element(True, self.train), cfg.batch_size, cfg.steps, per_call)
+        ds = self._dataset(self.element(self.train, True, cfg.augment), cfg.batch_size, cfg.steps, per_call)
         offset, state = self._restorable(saved, start)
         prefetch = Prefetch(self._iterator(ds[offset:], state), lambda b: self._global(b, self.sharding))
         try:
@@ -180,7 +177,7 @@ class StreamFeed:
     def eval_batches(self, batch: int):
         """Yields (images, labels, mask) over the whole test split; padding has mask False."""
         count = -(-len(self.test) // batch)
-        it = self._iterator(self._dataset(self.element(False, self.test), batch, count))
+        it = self._iterator(self._dataset(self.element(self.test, False, False), batch, count))
         try:
             for _ in range(count):
                 images, labels, _, mask = self._global(_next(it), self.eval_sharding)

@@ -61,6 +61,14 @@ def decode(image: Image.Image, name: str) -> np.ndarray:
         raise _corrupt(name, e) from None
 
 
+def decode_record(records: Records, i: int) -> tuple[np.ndarray, int]:
+    """Record i as ((H, W, 3) uint8, label): files decoded, tfds arrays as they come."""
+    data, label = records[i]
+    if isinstance(data, np.ndarray):
+        return data, label
+    return decode(open_image(data, records.name(i)), records.name(i)), label
+
+
 def crop_box(rng: np.random.Generator, width: int, height: int) -> tuple[int, int, int, int]:
     """(left, top, w, h) of an Inception-style random crop: area fraction in AREA, aspect
     ratio log-uniform in RATIO, 10 tries, then the centre crop of the clamped ratio."""
