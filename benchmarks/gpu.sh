@@ -59,7 +59,7 @@ summary = d / "run" / "summary.json"
 if summary.exists():
     s = json.loads(summary.read_text())
     out.update({k: s.get(k) for k in ("test_accuracy_single_view", "test_accuracy_flip", "test_loss_single_view",
-                                      "wall_seconds", "startup_seconds", "seconds", "images_per_s", "steps")})
+                                      "wall_seconds", "startup_seconds", "phases", "seconds", "images_per_s", "steps")})
     rows = [json.loads(l) for l in (d / "run" / "metrics.jsonl").read_text().splitlines() if l.strip()]
     out["curve"] = [[r["step"], r["test_accuracy_single_view"], r["test_accuracy_flip"]] for r in rows if "test_accuracy_single_view" in r]
     out["final_train_loss"] = [r["loss"] for r in rows if "loss" in r][-1]

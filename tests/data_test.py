@@ -65,3 +65,15 @@ def test_unprepared_tensorflow_dataset_says_how_to_prepare(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(FileNotFoundError, match="docs/data.md"):
         data.load_tfds("cifar10", "train", data_dir=str(tmp_path))
+
+
+def test_pixel_statistics_are_numpys_per_channel_moments():
+    from resjax.train import transforms
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (40, 5, 7, 3), dtype=np.uint8)
+    images[..., 2] //= 4  # channels with different moments
+    mean, std = transforms.pixel_statistics(images)
+    pixels = images.reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(mean, pixels.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(std, pixels.std(0), rtol=1e-12)

@@ -39,6 +39,11 @@ def test_tiny_run_learns_and_writes_its_record(reference):
     assert 0.5 <= summary["test_accuracy_flip"] <= 1.0
     assert summary["seconds"] < summary["wall_seconds"] < 600  # the command: imports, data and compiles too
     assert 0 < summary["startup_seconds"] < summary["wall_seconds"] - summary["seconds"]
+    phases = summary["phases"]
+    assert list(phases) == ["data_seconds", "build_seconds", "state_seconds", "first_call_seconds"]
+    assert min(phases.values()) > 0 and phases["first_call_seconds"] < summary["seconds"]
+    assert abs(phases["data_seconds"] + phases["build_seconds"] + phases["state_seconds"]
+               - summary["startup_seconds"]) < 1e-6
     rows = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "lr", "images_per_s"} <= rows[0].keys()
     assert any("test_accuracy" in r for r in rows)

@@ -40,6 +40,7 @@ from . import order
 from . import records as records_mod
 from . import step as step_mod
 from . import stream
+from . import transforms
 from . import workdir as workdir_mod
 from .config import TrainConfig
 
@@ -137,8 +138,7 @@ class DeviceFeed:
                              "differ in size; resize them to one size.")
         self.config, self.test = config, test
         self.class_names, self.shape, self.labels = train.class_names, train.images.shape[1:], (train.labels, test.labels)
-        pixels = train.images.reshape(-1, train.images.shape[-1])
-        self.mean, self.std = pixels.mean(0) / 255.0, pixels.std(0) / 255.0
+        self.mean, self.std = transforms.pixel_statistics(train.images)
         self.replicated, self.sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
         # the step gathers from these; idx is (K, B) with K steps per call, each batch split along data
         self.images = jax.device_put(train.images, self.replicated)
@@ -197,6 +197,7 @@ class Trainer:
     started: float = dataclasses.field(default_factory=time.time)  # when the command began: wall_seconds
 
     def __post_init__(self):
+        self.marks = {"started": self.started, "data": time.time()}  # phase ends, for the summary's "phases"
         cfg = self.config
         self.workdir = pathlib.Path(self.workdir)
         self.dtype = compute_dtype(cfg)
@@ -219,17 +220,28 @@ class Trainer:
         # all-reduce rendezvous that never completed (abort). Keep at most 8 queued there.
         cpu_parallel = jax.default_backend() == "cpu" and jax.device_count() > 1
         self.max_in_flight = MAX_IN_FLIGHT_CPU if cpu_parallel else 0
+        self.marks["build"] = time.time()
 
     def init_state(self):
-        variables = self.model.init(jax.random.key(self.config.seed), jnp.zeros((1, *self.feed.shape), self.dtype))
-        params = variables["params"]
-        state = {
-            "step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "opt_state": self.tx.init(params),
-            "batch_stats": variables.get("batch_stats", {}),
-        }
-        return jax.device_put(state, self.replicated)
+        def init(key):
+            variables = self.model.init(key, jnp.zeros((1, *self.feed.shape), self.dtype))
+            params = variables["params"]
+            return {
+                "step": jnp.zeros((), jnp.int32),
+                "params": params,
+                "opt_state": self.tx.init(params),
+                "batch_stats": variables.get("batch_stats", {}),
+            }
+
+        # one compile: run eagerly, each of the network's initialisers compiled on its own
+        return jax.jit(init, out_shardings=self.replicated)(jax.random.key(self.config.seed))
+
+    def phases(self) -> dict[str, float]:
+        """Seconds of each phase of the command so far: imports and data (from the process's
+        start), building the trainer (data to the devices, statistics), the state
+        (initialised or restored), the first training call (its compile)."""
+        names = list(self.marks)
+        return {f"{b}_seconds": self.marks[b] - self.marks[a] for a, b in zip(names, names[1:])}
 
     def restore_or_init(self, latest: int | None):
         """(state, the pipeline's saved position or None) at checkpoint ``latest``, or fresh."""
@@ -341,7 +353,7 @@ class Trainer:
         state, position = self.restore_or_init(checkpoint_step)
         start_step = int(state["step"])
         log = MetricsLog(self.workdir if lead else None, purge_step=start_step + 1)
-        self.loop_started = time.time()
+        self.loop_started = self.marks["state"] = time.time()
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
@@ -353,6 +365,7 @@ class Trainer:
             with contextlib.closing(self.feed.batches(start_step, position)) as batches:
                 for s, batch in batches:
                     state, metrics = self.train_step(state, *batch)
+                    self.marks.setdefault("first_call", time.time())  # returns once compiled, before it runs
                     if self.max_in_flight:
                         in_flight.append(metrics["loss"])
                         if len(in_flight) > self.max_in_flight:
@@ -391,6 +404,7 @@ class Trainer:
             "seconds": elapsed,
             "wall_seconds": time.time() - self.started,  # the whole command: data, compiles, evaluations
             "startup_seconds": self.loop_started - self.started,  # imports, data, state: before the first step
+            "phases": self.phases(),
             "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
             "devices": jax.device_count(),
             "processes": jax.process_count(),

@@ -96,8 +96,7 @@ class StreamFeed:
         element = self.element(self.train, train=True, augment=False)
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
             images = np.stack([e["image"] for e in pool.map(element, range(count))])
-        pixels = images.reshape(-1, images.shape[-1]) / 255.0
-        return pixels.mean(0), pixels.std(0)
+        return transforms.pixel_statistics(images)
 
     def jit(self, steps: step_mod.Steps):
         """The jitted stream_step: the state replicated, the batch as the pipeline shards it."""

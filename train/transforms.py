@@ -69,6 +69,23 @@ def decode_record(records: Records, i: int) -> tuple[np.ndarray, int]:
     return decode(open_image(data, records.name(i)), records.name(i)), label
 
 
+def pixel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 images (..., C), scaled to [0, 1].
+
+    From each channel's 256-bin histogram: exact in float64, and one pass of integer
+    counting where float64 moments of CIFAR-10's 150 million values took seconds.
+    """
+    channels = images.reshape(-1, images.shape[-1])
+    values = np.arange(256) / 255.0
+    mean, std = [], []
+    for c in range(channels.shape[1]):
+        p = np.bincount(channels[:, c], minlength=256) / len(channels)
+        m = p @ values
+        mean.append(m)
+        std.append(np.sqrt(p @ (values - m) ** 2))
+    return np.array(mean), np.array(std)
+
+
 def crop_box(rng: np.random.Generator, width: int, height: int) -> tuple[int, int, int, int]:
     """(left, top, w, h) of an Inception-style random crop: area fraction in AREA, aspect
     ratio log-uniform in RATIO, 10 tries, then the centre crop of the clamped ratio."""
