@@ -161,10 +161,25 @@ def _started() -> float:
         return time.time()
 
 
+class _HalfDeletedCheckpoint:
+    """Drops orbax's warning about a checkpoint without its metadata file: a kill while
+    orbax deletes an old checkpoint (beyond keep_checkpoints) leaves such a step behind,
+    harmlessly (the next save deletes it), and the warning would break the command's
+    one-line messages."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        return not str(record.msg).startswith("Metadata file does not exist")
+
+
 def _train(args) -> int:
+    import logging
+
     import jax
 
     from resjax.train import loop
+
+    logging.getLogger("absl").addFilter(_HalfDeletedCheckpoint)
 
     if args.num_processes > 1:  # before anything touches a device
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)

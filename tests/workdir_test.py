@@ -57,6 +57,9 @@ def test_resume_with_a_changed_field_is_refused_until_allowed_and_metrics_keep_o
     step = loop.latest_step(tmp_path)
     with open(tmp_path / "metrics.jsonl", "a") as f:  # what a kill can leave: rows past the checkpoint, a torn line
         f.write(json.dumps({"step": step + 1, "loss": 99.0}) + "\n" + '{"step": 1')
+    oldest = min(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert oldest < step  # and a kill while orbax deletes the oldest checkpoint leaves it without metadata:
+    (tmp_path / "checkpoints" / str(oldest) / "_CHECKPOINT_METADATA").unlink(missing_ok=True)  # no warning line
     saved = {p: p.read_bytes() for p in (tmp_path / "metrics.jsonl", tmp_path / "config.json")}
 
     refused = train(tmp_path, folder, "checkpoint_every=2", "log_every=1", "batch_size=8", "learning_rate=0.01")
