@@ -11,6 +11,13 @@
 #   c  the unchanged `paper` configuration with seed 1                 ~7 min
 #   d  `fast` with cutout 8 (seed 0): does more augmentation close the gap to 93.62%
 #      that a training set fit by step 5,100 leaves? (docs/section4.md)   ~3 min
+#   e  `fast` with the regularisers a CPU proxy ranked first (mixup 0.2, and an average of
+#      the parameters; docs/section4.md): do they close the gap?            ~3 min
+#   f  `fast` with stochastic depth 0.2 and the average instead: the proxy's other
+#      regulariser of the same strength                                       ~3 min
+#   x  the step (the `fast` network, bf16, batch 128 and 512) under XLA GPU flags, one
+#      process each: none, cuDNN runtime fusion (the elementwise work into the
+#      convolutions), CUDA graphs over the cuDNN calls too (x_flags.json)    ~3-4 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -32,22 +39,27 @@ if [ -n "$TINY" ]; then
   CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 4 --batches 16 32 --dtypes float32 --steps-per-call 1 2)
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
+  XSTEP=(--config tiny --steps 2 --batches 16 --dtypes float32)
 else
   CEILING=(); STEP=(--full --steps 96 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8)
   PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
   STEPS=(--steps 100)
   INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
+  XSTEP=(--config fast --steps 96 --batches 128 512 --dtypes bfloat16)
 fi
+# part e's recipe: `fast` plus these (chosen on a CPU proxy, docs/section4.md)
+REGULARISED=(mixup=0.2 ema_decay=0.999)
+DEEP_DROP=(model.drop_path=0.2 ema_decay=0.999)  # part f's
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 
 train() {  # name config seed [more KEY=VALUE overrides]
   local dir="$DEST/$1" config=$2 seed=$3 t0 t1
   shift 3
   mkdir -p "$dir"
-  say "train $dir: resjax train --config $config --set seed=$seed data=$DATA $* ${EXTRA[*]}"
+  say "train $dir: resjax train --config $config --set seed=$seed data=$DATA ${EXTRA[*]} $*"
   t0=$(date +%s.%N)
   RESJAX_CACHE_DIR="$dir/xla-cache" $PY -m resjax.cli train --config "$config" --workdir "$dir/run" --quiet \
-    --set "data=$DATA" "seed=$seed" "$@" "${EXTRA[@]}" >"$dir/log.txt" 2>&1
+    --set "data=$DATA" "seed=$seed" "${EXTRA[@]}" "$@" >"$dir/log.txt" 2>&1  # the part's own overrides last
   local rc=$?
   t1=$(date +%s.%N)
   tail -n 3 "$dir/log.txt"
@@ -60,8 +72,11 @@ if summary.exists():
     s = json.loads(summary.read_text())
     out.update({k: s.get(k) for k in ("test_accuracy_single_view", "test_accuracy_flip", "test_loss_single_view",
                                       "wall_seconds", "startup_seconds", "phases", "seconds", "images_per_s", "steps")})
+    out.update({k: v for k, v in s.items() if k.endswith("_no_ema")})  # with ema_decay: the raw parameters
     rows = [json.loads(l) for l in (d / "run" / "metrics.jsonl").read_text().splitlines() if l.strip()]
-    out["curve"] = [[r["step"], r["test_accuracy_single_view"], r["test_accuracy_flip"]] for r in rows if "test_accuracy_single_view" in r]
+    views = ["test_accuracy_single_view", "test_accuracy_flip"]
+    views += ["test_accuracy_single_view_no_ema"] if s["config"].get("ema_decay") else []  # curve: step, *views
+    out["curve"] = [[r["step"], *(r[v] for v in views)] for r in rows if "test_accuracy_single_view" in r]
     out["final_train_loss"] = [r["loss"] for r in rows if "loss" in r][-1]
 (d / "result.json").write_text(json.dumps(out, indent=1))
 print(json.dumps({k: v for k, v in out.items() if k != "curve"}))
@@ -81,6 +96,40 @@ step_benchmark() {
   say "report"; $PY benchmarks/step_report.py "$dir"
 }
 
+# XLA GPU flag sets for part x; the first is the baseline of the same process conditions
+FLAG_SETS=("" "--xla_gpu_use_runtime_fusion=true"
+           "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL")
+
+xla_flags() {
+  local dir="$DEST/x" i=0
+  mkdir -p "$dir"
+  for flags in "${FLAG_SETS[@]}"; do
+    say "step, XLA_FLAGS='$flags'"
+    printf '%s' "$flags" >"$dir/step_$i.flags"
+    XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${XSTEP[@]}" --json "$dir/step_$i.json" >"$dir/step_$i.log" 2>&1 ||
+      say "failed (exit $?): $dir/step_$i.log"
+    grep '^batch' "$dir/step_$i.log"
+    i=$((i + 1))
+  done
+  $PY - "$dir" <<'PY'
+import json, pathlib, sys
+d = pathlib.Path(sys.argv[1])
+runs = []
+for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[1])):
+    result = flags.with_suffix(".json")
+    rows = json.loads(result.read_text())["rows"] if result.exists() else []
+    runs.append({"xla_flags": flags.read_text(), "ran": bool(rows),
+                 "images_per_s": {str(r["batch"]): r["images_per_s"] for r in rows}})
+base = runs[0]["images_per_s"]
+for run in runs:
+    run["vs_no_flags_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
+    print(f"{run['xla_flags'] or '(no flags)'}: " + (", ".join(
+        f"b{b} {v:,.0f} images/s ({run['vs_no_flags_ratio'].get(b, float('nan')):.3f}x)"
+        for b, v in run["images_per_s"].items()) or "did not run"))
+(d / "x_flags.json").write_text(json.dumps(runs, indent=1))
+PY
+}
+
 imagenet() {
   local dir="$DEST/i"
   mkdir -p "$dir"
@@ -93,7 +142,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|x|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -103,10 +152,13 @@ for part in "$@"; do
     b) train fast_seed1 fast 1 ;;
     c) train paper_seed1 paper 1 ;;
     d) train fast_cutout8_seed0 fast 0 cutout=8 ;;
+    e) train fast_regularised_seed0 fast 0 "${REGULARISED[@]}" ;;
+    f) train fast_drop_path_seed0 fast 0 "${DEEP_DROP[@]}" ;;
+    x) xla_flags ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, d, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, d, e, f, x, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

@@ -63,6 +63,14 @@ def block_inits(scheme: str, kernel: int, channels: int, total_blocks: int):
     _v.one_of("init_scheme", scheme, INIT_SCHEMES)
 
 
+def skip_branch(key: jax.Array, h: jax.Array, drop: float) -> jax.Array:
+    """Stochastic depth (Huang et al., 2016): each example's residual branch h (B, ...) is
+    zeroed with probability ``drop`` (the block is then exactly the identity) and scaled
+    by 1/(1 - drop) otherwise, so that evaluation uses the whole network unscaled."""
+    keep = jax.random.bernoulli(key, 1.0 - drop, (h.shape[0],) + (1,) * (h.ndim - 1))
+    return jnp.where(keep, h / (1.0 - drop), jnp.zeros((), h.dtype)).astype(h.dtype)
+
+
 class ResidualBlock(nn.Module):
     """x + C_2(ReLU(C_1 x)), with the average-pool / zero-pad shortcut on a shape change."""
 
@@ -74,6 +82,7 @@ class ResidualBlock(nn.Module):
     dtype: Any = jnp.float32
     total_blocks: int = 1  # L, for init_scheme="fixup"
     conv_bias: bool = False
+    drop: float = 0.0  # probability that training skips the branch (stochastic depth)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -96,6 +105,8 @@ class ResidualBlock(nn.Module):
         h = conv(1, 1, "conv2")(h)
         if not self.shortcut:
             return h
+        if train and self.drop:
+            h = skip_branch(self.make_rng("drop_path"), h, self.drop)
         s = x
         if self.stride > 1:
             s = nn.avg_pool(s, (self.stride, self.stride), strides=(self.stride, self.stride))
@@ -114,6 +125,10 @@ class ResNet(nn.Module):
       widths, blocks, strides: per stage, output channels, number of blocks, and the
         stride of its first block.
       shortcut, init_scheme, norm, conv_bias: the variants (see module docstring).
+      drop_path: stochastic depth in training (Huang et al., 2016): block l of L skips its
+        branch for each example with probability drop_path·l/L (0: never; the linear
+        rule, so the last block is skipped with probability drop_path). Needs a
+        "drop_path" rng in ``apply(..., train=True)``.
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
@@ -131,6 +146,7 @@ class ResNet(nn.Module):
     head_seed: int = 0
     dtype: Any = jnp.float32
     conv_bias: bool = False
+    drop_path: float = 0.0
 
     def __post_init__(self):
         check_options(self)
@@ -142,10 +158,13 @@ class ResNet(nn.Module):
         std_init = paper_init(k, c, residual=False)
         x = nn.Conv(c, (k, k), strides=stride, padding="SAME", use_bias=self.conv_bias, dtype=self.dtype,
                     kernel_init=std_init, name="stem")(x.astype(self.dtype))
+        total, depth = sum(self.blocks), 0
         for stage, (width, count, first_stride) in enumerate(zip(self.widths, self.blocks, self.strides)):
             for i in range(count):
+                depth += 1  # stochastic depth's linear rule: block l of L is skipped with drop_path·l/L
                 x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
-                                  self.dtype, sum(self.blocks), self.conv_bias, name=f"stage{stage}_block{i}")(x, train)
+                                  self.dtype, total, self.conv_bias, self.drop_path * depth / total,
+                                  name=f"stage{stage}_block{i}")(x, train)
         if self.norm == "batch":
             x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
         x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
@@ -190,6 +209,10 @@ def check_options(net: "ResNet") -> None:
             "widths, blocks and strides give one entry per stage and must have the same length ≥ 1, got "
             + ", ".join(f"{name}={list(v)}" for name, v in stages.items()) + "."
         )
+    if isinstance(net.drop_path, bool) or not isinstance(net.drop_path, (int, float)) or not 0 <= net.drop_path < 1:
+        raise ValueError(f"drop_path must be a probability in [0, 1), got {net.drop_path!r}.")
+    if net.drop_path and not net.shortcut:
+        raise ValueError("drop_path skips residual branches: it needs shortcut=True (a plain network has none).")
     for name in ("shortcut", "conv_bias"):
         if not isinstance(getattr(net, name), bool):
             raise TypeError(f"{name} must be true or false, got {getattr(net, name)!r}.")

@@ -40,7 +40,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b", "d"], env=env, capture_output=True,
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b", "d", "e", "f", "x"], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return dest, proc.stdout
@@ -78,6 +78,37 @@ def test_part_d_trains_fast_with_cutout(out):
     assert result["exit_status"] == 0 and result["steps"] == 4
     config = json.loads((dest / "fast_cutout8_seed0" / "run" / "config.json").read_text())["config"]
     assert config["cutout"] == 8 and config["seed"] == 0 and config["nesterov"]
+
+
+def test_part_e_trains_fast_with_the_regularisers_and_reports_the_raw_parameters_too(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_regularised_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["steps"] == 4
+    assert 0.0 <= result["test_accuracy_single_view_no_ema"] <= 1.0
+    assert [len(row) for row in result["curve"]] == [4, 4]  # step, single-view, flip, single-view without EMA
+    config = json.loads((dest / "fast_regularised_seed0" / "run" / "config.json").read_text())["config"]
+    assert (config["mixup"], config["ema_decay"]) == (0.2, 0.999)
+    assert config["model"]["widths"] == [8, 16] and config["nesterov"]  # the tiny network, fast's recipe
+
+
+def test_part_f_trains_fast_with_stochastic_depth(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_drop_path_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["steps"] == 4 and "test_accuracy_single_view_no_ema" in result
+    config = json.loads((dest / "fast_drop_path_seed0" / "run" / "config.json").read_text())["config"]
+    assert (config["model"]["drop_path"], config["ema_decay"], config["mixup"]) == (0.2, 0.999, 0.0)
+
+
+def test_part_x_measures_the_step_under_each_flag_set_against_none(out):
+    dest, stdout = out
+    runs = json.loads((dest / "x" / "x_flags.json").read_text())
+    assert [r["xla_flags"] for r in runs][0] == "" and len(runs) == 3
+    assert runs[0]["ran"] and runs[0]["vs_no_flags_ratio"] == {"16": 1.0}
+    for r in runs[1:]:
+        assert r["xla_flags"].startswith("--xla_gpu_")
+        assert r["vs_no_flags_ratio"] == ({"16": pytest.approx(r["images_per_s"]["16"] / runs[0]["images_per_s"]["16"])}
+                                          if r["ran"] else {})
+    assert "(no flags): b16" in stdout
 
 
 def test_an_unknown_part_is_refused():

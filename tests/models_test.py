@@ -2,6 +2,7 @@
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,3 +112,39 @@ def test_imagenet34_shapes():
     assert len(convs) == 33  # stem + 16 blocks x 2: 34 layers with the head
     out = jax.eval_shape(lambda v: net.apply(v, jnp.zeros((2, 64, 64, 3))), shapes)
     assert out.shape == (2, 1000)
+
+
+def test_skip_branch_zeroes_whole_examples_and_rescales_the_rest():
+    h = jnp.ones((2000, 2, 2, 3))
+    out = np.asarray(models.skip_branch(jax.random.key(0), h, 0.25)).reshape(2000, -1)
+    dropped = np.all(out == 0, axis=1)
+    assert np.all(dropped | np.all(np.isclose(out, 1 / 0.75), axis=1))  # an example keeps all or nothing
+    assert abs(dropped.mean() - 0.25) < 0.04
+
+
+def test_drop_path_acts_in_training_only_with_depth_proportional_rates():
+    net = models.ResNet(num_classes=3, stem=(3, 4, 1), widths=(4, 8), blocks=(2, 2), strides=(1, 2),
+                        init_scheme="standard", drop_path=0.5)
+    x = jax.random.normal(jax.random.key(1), (16, 8, 8, 3))
+    variables = net.init(jax.random.key(0), x)
+    evaluate = net.apply(variables, x)
+    plain = models.ResNet(**{**{f: getattr(net, f) for f in models.OPTIONS}, "drop_path": 0.0}, num_classes=3)
+    np.testing.assert_array_equal(evaluate, plain.apply(variables, x))  # evaluation: the whole network
+    np.testing.assert_array_equal(plain.apply(variables, x, train=True), evaluate)  # no BN: train = eval at 0
+    runs = [net.apply(variables, x, train=True, rngs={"drop_path": jax.random.key(k)}) for k in range(2)]
+    assert not np.allclose(runs[0], runs[1]) and not np.allclose(runs[0], evaluate)
+    rates = []
+
+    def record(call, args, kwargs, context):
+        if isinstance(context.module, models.ResidualBlock) and context.method_name == "__call__":
+            rates.append(context.module.drop)
+        return call(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        net.apply(variables, x)
+    assert rates == [0.125, 0.25, 0.375, 0.5]  # block l of L: drop_path·l/L
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="drop_path"):
+            models.ResNet(drop_path=bad)
+    with pytest.raises(ValueError, match="shortcut"):
+        models.ResNet(drop_path=0.1, shortcut=False)

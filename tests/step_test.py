@@ -31,7 +31,7 @@ def test_label_smoothing_raises_the_loss_of_a_confident_correct_prediction():
     class Confident:  # a stand-in model: logits 20 on the true class (labels are all 0)
         norm = None
 
-        def apply(self, variables, x, train=False, mutable=False):
+        def apply(self, variables, x, train=False, mutable=False, rngs=None):
             return jnp.broadcast_to(jnp.array([20.0] + [0.0] * 9), (x.shape[0], 10))
 
     losses = []
@@ -61,7 +61,7 @@ def test_flip_evaluation_averages_the_logits_of_the_image_and_its_mirror():
     class LeftEdge:  # a stand-in model: class 0 scores the leftmost column, class 1 the rightmost
         norm = None
 
-        def apply(self, variables, x, train=False, mutable=False):
+        def apply(self, variables, x, train=False, mutable=False, rngs=None):
             return jnp.stack([x[:, 0, 0, 0], x[:, 0, -1, 0]] + [jnp.zeros(x.shape[0])] * 8, axis=-1)
 
     images = np.zeros((2, 4, 4, 3), np.uint8)
@@ -95,7 +95,7 @@ def test_cutout_reaches_the_network_in_training_only_when_augmenting():
     class PixelSum:  # a stand-in model: class 0 scores the sum of the normalised input
         norm = None
 
-        def apply(self, variables, x, train=False, mutable=False):
+        def apply(self, variables, x, train=False, mutable=False, rngs=None):
             return jnp.stack([x.sum((1, 2, 3)) / 100.0] + [jnp.zeros(x.shape[0])] * 9, axis=-1)
 
     def first_loss(**fields):
@@ -111,3 +111,69 @@ def test_cutout_reaches_the_network_in_training_only_when_augmenting():
     assert first_loss(augment=True, cutout=4) > first_loss(augment=True)  # fewer bright pixels: less for class 0
     with pytest.raises(ValueError, match="cutout"):
         TrainConfig(cutout=-1)
+
+
+def test_mixup_mixes_images_and_targets_with_one_weight_and_a_pairing():
+    n = 8
+    x = jnp.broadcast_to(jnp.arange(n, dtype=jnp.float32)[:, None, None, None], (n, 4, 4, 3))
+    targets = jnp.eye(n)  # image i has class i: the targets reveal the pairing
+    weights = set()
+    for seed in range(5):
+        mixed, mixed_targets = step.mixup(jax.random.key(seed), x, targets, 1.0)
+        t = np.asarray(mixed_targets)
+        np.testing.assert_allclose(t.sum(1), 1.0, rtol=1e-6)
+        lam = float(np.min(np.diag(t)))  # λ, or 1 where an image was paired with itself
+        pair = [int(np.argmax(row - np.eye(n)[i] * row[i])) if row[i] < 1 - 1e-6 else i for i, row in enumerate(t)]
+        assert sorted(pair) == list(range(n))  # a permutation of the batch
+        expected = lam * np.arange(n) + (1 - lam) * np.array(pair)
+        np.testing.assert_allclose(np.asarray(mixed)[:, 0, 0, 0], expected, rtol=1e-5, atol=1e-5)
+        assert 0 <= lam <= 1
+        weights.add(round(lam, 4))
+    assert len(weights) == 5  # a new λ for every key
+
+
+class ScaledSum:
+    """A stand-in model with one parameter: class 0 scores w times the input's mean."""
+
+    norm = None
+
+    def apply(self, variables, x, train=False, mutable=False, rngs=None):
+        score = variables["params"]["w"] * x.mean((1, 2, 3))
+        return jnp.stack([score] + [jnp.zeros(x.shape[0])] * 9, axis=-1)
+
+
+def scaled_sum_state(cfg, w=0.5):
+    state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.array(w)}, "batch_stats": {}}
+    state["opt_state"] = step.optimizer(cfg).init(state["params"])
+    return state
+
+
+def test_ema_averages_the_parameters_after_every_step():
+    cfg = dataclasses.replace(TrainConfig(), ema_decay=0.75, augment=False, learning_rate=0.5, weight_decay=0.0)
+    train_step = step.make_steps(ScaledSum(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
+    state = {**scaled_sum_state(cfg), "ema": {"w": jnp.array(0.5)}}
+    images, labels = jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros(4, jnp.int32)
+    expected, seen = 0.5, []
+    for _ in range(3):
+        state, _ = train_step(state, images, labels, jnp.arange(4), jax.random.key(0))
+        w = float(state["params"]["w"])
+        expected = 0.75 * expected + 0.25 * w
+        seen.append(w)
+        np.testing.assert_allclose(float(state["ema"]["w"]), expected, rtol=1e-6)
+    assert len(set(seen)) == 3  # the parameters moved, and the average followed
+
+
+def test_mixup_changes_the_loss_only_when_on():
+    def first_loss(**fields):
+        cfg = dataclasses.replace(TrainConfig(), augment=False, **fields)
+        train_step = step.make_steps(ScaledSum(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
+        images = jnp.concatenate([jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros((4, 8, 8, 3), jnp.uint8)])
+        labels = jnp.array([0] * 4 + [1] * 4, jnp.int32)
+        return float(train_step(scaled_sum_state(cfg), images, labels, jnp.arange(8), jax.random.key(0))[1]["loss"])
+
+    assert first_loss(mixup=0.0) == first_loss()
+    assert first_loss(mixup=1.0) != first_loss()
+    with pytest.raises(ValueError, match="mixup"):
+        TrainConfig(mixup=-1.0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)

@@ -160,3 +160,15 @@ def test_several_steps_per_call_train_as_single_steps_do(tmp_path, folder):
         loop.Trainer(base.override(["steps=16", "steps_per_call=8", "log_every=8", "checkpoint_every=8",
                                     "eval_every=16"]), tmp_path / "4", train_set, test_set, progress=False,
                      allow_config_change=True).check_resume(4)
+
+
+def test_ema_reports_both_parameter_sets_and_cannot_be_dropped_on_resume(tmp_path, folder, train):
+    out = train(tmp_path, folder, "ema_decay=0.9", "mixup=0.4")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("test_accuracy_single_view", "test_accuracy_flip", "test_loss_single_view"):
+        assert 0 <= summary[f"{key}_no_ema"] and key in summary
+    assert summary["test_loss_single_view"] != summary["test_loss_single_view_no_ema"]  # two parameter sets
+    assert "ema" in loop.load_checkpoint(tmp_path)
+    out = train(tmp_path, folder, "ema_decay=0", "mixup=0.4", "steps=30", flags=("--allow-config-change",))
+    assert out.returncode == 2 and "ema_decay=0.9" in out.stderr and "cannot be dropped" in out.stderr

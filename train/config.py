@@ -89,6 +89,12 @@ class TrainConfig:
     label_smoothing: Fraction = 0.0
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-4  # on convolution kernels only
     grad_clip: Rate | None = None
+    # mixup (Zhang et al., 2018): train on x = λx_i + (1-λ)x_j with targets mixed alike,
+    # λ ~ Beta(mixup, mixup) per batch, j a random pairing; 0: off
+    mixup: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    # evaluate an exponential moving average of the parameters, updated every step with
+    # this decay (the raw parameters' accuracy is reported beside it, as *_no_ema); 0: off
+    ema_decay: Fraction = 0.0
     compute_dtype: Literal[COMPUTE_DTYPES] = "auto"  # "auto": bfloat16 on GPU/TPU, float32 on CPU
     # on a host without an accelerator, split the CPU into this many virtual devices: XLA's CPU
     # convolutions use two cores far better as 16 small data-parallel shards than as one big batch

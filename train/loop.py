@@ -231,6 +231,7 @@ class Trainer:
                 "params": params,
                 "opt_state": self.tx.init(params),
                 "batch_stats": variables.get("batch_stats", {}),
+                **({"ema": params} if self.config.ema_decay else {}),  # the average starts at the initial point
             }
 
         # one compile: run eagerly, each of the network's initialisers compiled on its own
@@ -269,11 +270,23 @@ class Trainer:
 
     def evaluate(self, state, batch: int = 1000) -> dict:
         """Test accuracy and loss, single-view and flip-averaged; test_accuracy and test_loss
-        are the view that config.eval_flip chooses."""
+        are the view that config.eval_flip chooses. With ema_decay, of the averaged
+        parameters, and of the raw ones under the same names ending in _no_ema."""
+        out = self._test_metrics(state.get("ema", state["params"]), state["batch_stats"], batch)
+        if "ema" in state:
+            raw = self._test_metrics(state["params"], state["batch_stats"], batch)
+            out.update({f"{k}_no_ema": v for k, v in raw.items()})
+        chosen = "flip" if self.config.eval_flip else "single_view"
+        headline = {"test_accuracy": out[f"test_accuracy_{chosen}"], "test_loss": out[f"test_loss_{chosen}"]}
+        if f"test_top5_accuracy_{chosen}" in out:
+            headline["test_top5_accuracy"] = out[f"test_top5_accuracy_{chosen}"]
+        return {**headline, **out}
+
+    def _test_metrics(self, params, batch_stats, batch: int) -> dict:
         batch = -(-batch // jax.device_count()) * jax.device_count()
         sums = {}
         for x, y, mask in self.feed.eval_batches(batch):
-            for k, v in self.eval_step(state["params"], state["batch_stats"], x, y, mask).items():
+            for k, v in self.eval_step(params, batch_stats, x, y, mask).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
         n = len(self.test_set)
         top5 = self.config.num_classes > 5  # else every label is among the top five
@@ -283,11 +296,7 @@ class Trainer:
             out[f"test_loss_{view}"] = sums[f"loss_{view}"] / n
             if top5:
                 out[f"test_top5_accuracy_{view}"] = sums[f"correct_top5_{view}"] / n
-        chosen = "flip" if self.config.eval_flip else "single_view"
-        headline = {"test_accuracy": out[f"test_accuracy_{chosen}"], "test_loss": out[f"test_loss_{chosen}"]}
-        if top5:
-            headline["test_top5_accuracy"] = out[f"test_top5_accuracy_{chosen}"]
-        return {**headline, **out}
+        return out
 
     def run(self) -> dict:
         """Trains from the workdir's latest checkpoint (or from scratch) to ``config.steps``,
@@ -319,6 +328,13 @@ class Trainer:
             raise workdir_mod.WorkdirError(
                 f"the run in {self.workdir} is at step {checkpoint_step}, not a multiple of steps_per_call="
                 f"{self.config.steps_per_call}: resume it with a steps_per_call that divides {checkpoint_step}."
+            )
+        old, new = diff.get("ema_decay", (0.0, 0.0))
+        if bool(old) != bool(new):
+            raise workdir_mod.WorkdirError(
+                f"the run in {self.workdir} was trained with ema_decay={old}: an average of the parameters cannot be "
+                f"{'started' if new else 'dropped'} on resume (its checkpoint {'lacks' if new else 'holds'} one). "
+                f"Resume with ema_decay={old}, or start afresh in another --workdir."
             )
         if checkpoint_step is not None and checkpoint_step > self.config.steps:
             raise workdir_mod.WorkdirError(

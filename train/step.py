@@ -17,7 +17,7 @@ import optax
 
 from .config import TrainConfig
 
-State = dict[str, Any]  # {"step", "params", "opt_state", "batch_stats"}
+State = dict[str, Any]  # {"step", "params", "opt_state", "batch_stats"[, "ema"]}
 
 
 def schedule(config: TrainConfig) -> optax.Schedule:
@@ -77,6 +77,19 @@ def cutout(key: jax.Array, x: jax.Array, size: int) -> jax.Array:
     return jnp.where((rows[:, :, None] & cols[:, None, :])[..., None], jnp.zeros((), x.dtype), x)
 
 
+def mixup(key: jax.Array, x: jax.Array, targets: jax.Array, alpha: float) -> tuple[jax.Array, jax.Array]:
+    """Mixup (Zhang et al., 2018): each image and its target mixed with those of a randomly
+    paired image of the batch, λx_i + (1-λ)x_j, one λ ~ Beta(alpha, alpha) per batch.
+
+    x: (B, H, W, C), targets: (B, classes) -> same shapes and dtypes.
+    """
+    k_lam, k_pair = jax.random.split(key)
+    lam = jax.random.beta(k_lam, alpha, alpha)
+    pair = jax.random.permutation(k_pair, x.shape[0])
+    mixed = (lam * x.astype(jnp.float32) + (1 - lam) * x[pair].astype(jnp.float32)).astype(x.dtype)
+    return mixed, lam * targets + (1 - lam) * targets[pair]
+
+
 def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.Array:
     return ((images.astype(jnp.float32) / 255.0 - mean) / std).astype(dtype)
 
@@ -122,19 +135,18 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
     tx = optimizer(config)
     lr = schedule(config)
     cutout_key = jax.random.fold_in(jax.random.key(config.seed), 1)  # independent of the crops' keys
+    mixup_key = jax.random.fold_in(jax.random.key(config.seed), 2)
+    drop_key = jax.random.fold_in(jax.random.key(config.seed), 3)  # stochastic depth (model.drop_path)
     has_bn = model.norm == "batch"
 
     def variables(params, batch_stats):
         return {"params": params, **({"batch_stats": batch_stats} if has_bn else {})}
 
-    def loss_fn(params, batch_stats, x, labels):
+    def loss_fn(params, batch_stats, x, targets, key):
         mutable = ["batch_stats"] if has_bn else False
-        out = model.apply(variables(params, batch_stats), x, train=True, mutable=mutable)
+        out = model.apply(variables(params, batch_stats), x, train=True, mutable=mutable, rngs={"drop_path": key})
         logits, updates = out if has_bn else (out, {})
-        onehot = jax.nn.one_hot(labels, config.num_classes)  # one-hot: no sharding type errors
-        if config.label_smoothing:
-            onehot = optax.smooth_labels(onehot, config.label_smoothing)
-        loss = optax.softmax_cross_entropy(logits.astype(jnp.float32), onehot).mean()
+        loss = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
         return loss, (logits, updates.get("batch_stats", batch_stats))
 
     def train_step(state: State, images, labels, idx, key):
@@ -147,8 +159,13 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
         x = normalise(x, mean, std, dtype)
         if config.augment and config.cutout:  # here, not in augment: both pipelines pass through
             x = cutout(jax.random.fold_in(cutout_key, state["step"]), x, config.cutout)
+        targets = jax.nn.one_hot(y, config.num_classes)  # one-hot: no sharding type errors
+        if config.label_smoothing:
+            targets = optax.smooth_labels(targets, config.label_smoothing)
+        if config.mixup:
+            x, targets = mixup(jax.random.fold_in(mixup_key, state["step"]), x, targets, config.mixup)
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state["params"], state["batch_stats"], x, y
+            state["params"], state["batch_stats"], x, targets, jax.random.fold_in(drop_key, state["step"])
         )
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         new = {
@@ -157,6 +174,8 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
             "opt_state": opt_state,
             "batch_stats": batch_stats,
         }
+        if config.ema_decay:
+            new["ema"] = optax.incremental_update(new["params"], state["ema"], 1.0 - config.ema_decay)
         metrics = {
             "loss": loss,
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == y),
