@@ -15,6 +15,8 @@
 #      the parameters; docs/section4.md): do they close the gap?            ~3 min
 #   f  `fast` with stochastic depth 0.2 and the average instead: the proxy's other
 #      regulariser of the same strength                                       ~3 min
+#   g  `paper` (seed 0) with bfloat16 logits and loss (model.float32_head=false): the
+#      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
 #   x  the step (the `fast` network, bf16, batch 128 and 512) under XLA GPU flags, one
 #      process each: none, cuDNN runtime fusion (the elementwise work into the
 #      convolutions), CUDA graphs over the cuDNN calls too (x_flags.json)    ~3-4 min
@@ -142,7 +144,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|x|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|g|x|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -154,11 +156,12 @@ for part in "$@"; do
     d) train fast_cutout8_seed0 fast 0 cutout=8 ;;
     e) train fast_regularised_seed0 fast 0 "${REGULARISED[@]}" ;;
     f) train fast_drop_path_seed0 fast 0 "${DEEP_DROP[@]}" ;;
+    g) train paper_bf16_logits_seed0 paper 0 model.float32_head=false ;;
     x) xla_flags ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, d, e, f, x, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, d, e, f, g, x, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

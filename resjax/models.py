@@ -129,6 +129,10 @@ class ResNet(nn.Module):
         branch for each example with probability drop_path·l/L (0: never; the linear
         rule, so the last block is skipped with probability drop_path). Needs a
         "drop_path" rng in ``apply(..., train=True)``.
+      float32_head: the global pool, the head and so the logits (and the training loss)
+        in float32 whatever the compute dtype (default); False keeps them in ``dtype``,
+        as a plain bfloat16 implementation would (the precision question of
+        docs/section4.md).
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
@@ -147,6 +151,7 @@ class ResNet(nn.Module):
     dtype: Any = jnp.float32
     conv_bias: bool = False
     drop_path: float = 0.0
+    float32_head: bool = True
 
     def __post_init__(self):
         check_options(self)
@@ -167,11 +172,12 @@ class ResNet(nn.Module):
                                   name=f"stage{stage}_block{i}")(x, train)
         if self.norm == "batch":
             x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
-        x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+        head_dtype = jnp.float32 if self.float32_head else self.dtype
+        x = jnp.mean(x.astype(head_dtype), axis=(1, 2))
         if self.head == "trained":
-            return nn.Dense(self.num_classes, dtype=jnp.float32, name="head")(x)
+            return nn.Dense(self.num_classes, dtype=head_dtype, name="head")(x)
         projection = jax.random.normal(jax.random.key(self.head_seed), (x.shape[-1], self.num_classes))
-        return x @ (projection / math.sqrt(x.shape[-1]))
+        return x @ (projection / math.sqrt(x.shape[-1])).astype(head_dtype)
 
 
 # The network options a configuration may set: ResNet's fields but those the caller sets
@@ -213,7 +219,7 @@ def check_options(net: "ResNet") -> None:
         raise ValueError(f"drop_path must be a probability in [0, 1), got {net.drop_path!r}.")
     if net.drop_path and not net.shortcut:
         raise ValueError("drop_path skips residual branches: it needs shortcut=True (a plain network has none).")
-    for name in ("shortcut", "conv_bias"):
+    for name in ("shortcut", "conv_bias", "float32_head"):
         if not isinstance(getattr(net, name), bool):
             raise TypeError(f"{name} must be true or false, got {getattr(net, name)!r}.")
     _v.one_of("init_scheme", net.init_scheme, INIT_SCHEMES)

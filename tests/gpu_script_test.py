@@ -40,7 +40,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b", "d", "e", "f", "x"], env=env, capture_output=True,
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b", "d", "e", "f", "g", "x"], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return dest, proc.stdout
@@ -97,6 +97,14 @@ def test_part_f_trains_fast_with_stochastic_depth(out):
     assert result["exit_status"] == 0 and result["steps"] == 4 and "test_accuracy_single_view_no_ema" in result
     config = json.loads((dest / "fast_drop_path_seed0" / "run" / "config.json").read_text())["config"]
     assert (config["model"]["drop_path"], config["ema_decay"], config["mixup"]) == (0.2, 0.999, 0.0)
+
+
+def test_part_g_trains_paper_with_logits_in_the_compute_dtype(out):
+    dest, _ = out
+    result = json.loads((dest / "paper_bf16_logits_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["steps"] == 4
+    config = json.loads((dest / "paper_bf16_logits_seed0" / "run" / "config.json").read_text())["config"]
+    assert config["model"]["float32_head"] is False and not config["nesterov"] and config["learning_rate"] == 0.05
 
 
 def test_part_x_measures_the_step_under_each_flag_set_against_none(out):

@@ -148,3 +148,17 @@ def test_drop_path_acts_in_training_only_with_depth_proportional_rates():
             models.ResNet(drop_path=bad)
     with pytest.raises(ValueError, match="shortcut"):
         models.ResNet(drop_path=0.1, shortcut=False)
+
+
+@pytest.mark.parametrize("head", ["fixed", "trained"])
+def test_float32_head_sets_the_logits_dtype_and_only_rounds_them(head):
+    kw = dict(num_classes=3, stem=(3, 4, 1), widths=(4, 8), blocks=(1, 1), strides=(1, 2), dtype=jnp.bfloat16, head=head)
+    x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
+    wide = models.ResNet(**kw)
+    variables = wide.init(jax.random.key(0), x)
+    full, low = wide.apply(variables, x), models.ResNet(**kw, float32_head=False).apply(variables, x)
+    assert full.dtype == jnp.float32 and low.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(low, np.float32), full, rtol=0.05, atol=0.02)
+    assert not np.array_equal(np.asarray(low, np.float32), full)  # rounded: a different computation
+    with pytest.raises(TypeError, match="float32_head"):
+        models.ResNet(float32_head="no")

@@ -146,7 +146,8 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
         mutable = ["batch_stats"] if has_bn else False
         out = model.apply(variables(params, batch_stats), x, train=True, mutable=mutable, rngs={"drop_path": key})
         logits, updates = out if has_bn else (out, {})
-        loss = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
+        # in the logits' dtype: float32 unless the model's float32_head is off
+        loss = optax.softmax_cross_entropy(logits, targets.astype(logits.dtype)).mean()
         return loss, (logits, updates.get("batch_stats", batch_stats))
 
     def train_step(state: State, images, labels, idx, key):
