@@ -164,3 +164,23 @@ def test_part_i_measures_the_imagenet34_step_and_the_pipeline_from_it(tmp_path):
     assert measured["cores_per_gpu"] == pytest.approx(
         measured["imagenet34_images_per_s"] / pipeline["per_core_train"]["images_per_s"])
     assert "MEASURED on cpu" in proc.stdout
+
+
+def test_the_remote_wrapper_runs_parts_with_resjax_from_the_tree_and_packs_the_small_results(tmp_path, folder):
+    import tarfile
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TINY": "1", "DATA": str(folder), "OUT": str(tmp_path / "out"),
+           "DEST": str(tmp_path / "g"), "PKG": str(tmp_path / "pkg"), "SITE": str(tmp_path / "site"),
+           "PYTHON": sys.executable, "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=2 batch_size=16 eval_every=2 "
+                                                 "checkpoint_every=2 warmup_steps=1"}
+    env.pop("XLA_FLAGS", None)
+    (tmp_path / "out").mkdir()
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_remote.sh"), "b"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (tmp_path / "pkg" / "resjax" / "train").resolve() == ROOT / "train"  # resjax.train is the tree's
+    with tarfile.open(tmp_path / "out" / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"./fast_seed1/result.json", "./fast_seed1/run/summary.json", "./fast_seed1/log.txt"} <= names
+    assert not any("checkpoints" in n or "xla-cache" in n for n in names)
+    assert "fast_seed1" in (tmp_path / "out" / "gpu_sh_log.txt").read_text()
