@@ -162,13 +162,19 @@ def test_several_steps_per_call_train_as_single_steps_do(tmp_path, folder):
                      allow_config_change=True).check_resume(4)
 
 
-def test_ema_reports_both_parameter_sets_and_cannot_be_dropped_on_resume(tmp_path, folder, train):
-    out = train(tmp_path, folder, "ema_decay=0.9", "mixup=0.4")
-    assert out.returncode == 0, out.stderr
-    summary = json.loads((tmp_path / "summary.json").read_text())
+def test_regularisers_train_alike_on_one_and_four_devices_and_the_average_stays_on_resume(tmp_path, folder, train):
+    one, four = tmp_path / "one", tmp_path / "four"
+    regularisers = ("ema_decay=0.9", "mixup=0.4", "model.drop_path=0.3")
+    for workdir, devices in ((one, 1), (four, 4)):
+        out = train(workdir, folder, *regularisers, devices=devices)
+        assert out.returncode == 0, out.stderr
+    saved = loop.load_checkpoint(one)
+    assert_trees_close(saved["ema"], loop.load_checkpoint(four)["ema"], rtol=2e-4, atol=2e-5)  # same draws
+    assert_trees_close(saved["params"], params(four), rtol=2e-4, atol=2e-5)
+    summary = json.loads((one / "summary.json").read_text())
     for key in ("test_accuracy_single_view", "test_accuracy_flip", "test_loss_single_view"):
         assert 0 <= summary[f"{key}_no_ema"] and key in summary
     assert summary["test_loss_single_view"] != summary["test_loss_single_view_no_ema"]  # two parameter sets
-    assert "ema" in loop.load_checkpoint(tmp_path)
-    out = train(tmp_path, folder, "ema_decay=0", "mixup=0.4", "steps=30", flags=("--allow-config-change",))
+    out = train(one, folder, "ema_decay=0", "mixup=0.4", "model.drop_path=0.3", "steps=30",
+                flags=("--allow-config-change",))
     assert out.returncode == 2 and "ema_decay=0.9" in out.stderr and "cannot be dropped" in out.stderr
