@@ -19,7 +19,8 @@
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
 #   x  the step (the `fast` network, bf16, batch 128 and 512) under XLA GPU flags, one
 #      process each: none, cuDNN runtime fusion (the elementwise work into the
-#      convolutions), CUDA graphs over the cuDNN calls too (x_flags.json)    ~3-4 min
+#      convolutions), CUDA graphs over the cuDNN calls too, autotune level 1 (the
+#      compile time); images/s, ratios and compile times in x_flags.json     ~4-5 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -99,8 +100,10 @@ step_benchmark() {
 }
 
 # XLA GPU flag sets for part x; the first is the baseline of the same process conditions
+# (autotune level 1: cuDNN's heuristic choice without timing candidates, for the compile
+# time inside fast's 180 s)
 FLAG_SETS=("" "--xla_gpu_use_runtime_fusion=true"
-           "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL")
+           "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL" "--xla_gpu_autotune_level=1")
 
 xla_flags() {
   local dir="$DEST/x" i=0
@@ -121,12 +124,14 @@ for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[
     result = flags.with_suffix(".json")
     rows = json.loads(result.read_text())["rows"] if result.exists() else []
     runs.append({"xla_flags": flags.read_text(), "ran": bool(rows),
-                 "images_per_s": {str(r["batch"]): r["images_per_s"] for r in rows}})
+                 "images_per_s": {str(r["batch"]): r["images_per_s"] for r in rows},
+                 "compile_s": {str(r["batch"]): r["compile_s"] for r in rows}})
 base = runs[0]["images_per_s"]
 for run in runs:
     run["vs_no_flags_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
     print(f"{run['xla_flags'] or '(no flags)'}: " + (", ".join(
-        f"b{b} {v:,.0f} images/s ({run['vs_no_flags_ratio'].get(b, float('nan')):.3f}x)"
+        f"b{b} {v:,.0f} images/s ({run['vs_no_flags_ratio'].get(b, float('nan')):.3f}x, "
+        f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
 (d / "x_flags.json").write_text(json.dumps(runs, indent=1))
 PY
