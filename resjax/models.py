@@ -19,6 +19,8 @@ network), ``init_scheme="standard"`` (1/(k√c) everywhere; "fixup" is a third, 
 layer), ``norm="batch"`` (pre-activation blocks BN-ReLU-conv-BN-ReLU-conv).
 ``conv_bias=True`` gives every convolution a per-channel bias, initialised to zero (the
 paper's network has none: without them it is positively homogeneous in its input).
+``drop_path`` skips residual branches at random in training (stochastic depth; off by
+default), ``float32_head=False`` keeps the head and logits in the compute dtype.
 """
 
 from __future__ import annotations
