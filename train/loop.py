@@ -413,12 +413,15 @@ class Trainer:
             bar.close()
             log.close()
         elapsed = time.perf_counter() - t0
+        results = latest or self.evaluate(state)  # None only when resumed at the last step
+        if lead:  # before wall_seconds is taken: the plot is part of the command
+            plot_curves(self.workdir / "metrics.jsonl", self.workdir / "curves.png")
         summary = {
             "config": dataclasses.asdict(cfg),
             "steps": cfg.steps,
             "resumed_from": start_step,
             "seconds": elapsed,
-            "wall_seconds": time.time() - self.started,  # the whole command: data, compiles, evaluations
+            "wall_seconds": time.time() - self.started,  # all but writing this and exiting: data, compiles, plot
             "startup_seconds": self.loop_started - self.started,  # imports, data, state: before the first step
             "phases": self.phases(),
             "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
@@ -427,11 +430,10 @@ class Trainer:
             "backend": jax.default_backend(),
             "input_pipeline": "stream" if self.streaming else "device",
             **({"skipped_images": self.feed.skipped} if cfg.skip_corrupt else {}),
-            **(latest or self.evaluate(state)),  # None only when resumed at the last step
+            **results,
         }
         if lead:
             (self.workdir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-            plot_curves(self.workdir / "metrics.jsonl", self.workdir / "curves.png")
         self.final_state = state
         return summary
 

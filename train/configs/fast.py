@@ -14,8 +14,8 @@ Changes:  batch 512 (the step benchmark's fastest: 34,600 images/s in bf16 on an
           flip-averaged accuracy; one checkpoint, at the end (each costs time).
 Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-28,
           benchmarks/gpu.sh parts a and b, docs/results/fast_h200_*): 90.43% single-view
-          test accuracy (90.98% flip-averaged) in 185.6 s for the whole command with
-          seed 0; 90.90% (91.24%) in 185.8 s with seed 1. Short of issue 10's 93.62% in
+          test accuracy (90.98% flip-averaged) in 189.0 s for the whole command with
+          seed 0; 90.90% (91.24%) in 189.0 s with seed 1. Short of issue 10's 93.62% in
           180 s: the training set is fit completely by step 5,100 (docs/section4.md).
 Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/gpu.sh
           e and f): --set mixup=0.2 ema_decay=0.999, and --set model.drop_path=0.2
