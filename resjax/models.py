@@ -70,7 +70,7 @@ def skip_branch(key: jax.Array, h: jax.Array, drop: float) -> jax.Array:
     zeroed with probability ``drop`` (the block is then exactly the identity) and scaled
     by 1/(1 - drop) otherwise, so that evaluation uses the whole network unscaled."""
     keep = jax.random.bernoulli(key, 1.0 - drop, (h.shape[0],) + (1,) * (h.ndim - 1))
-    return jnp.where(keep, h / (1.0 - drop), jnp.zeros((), h.dtype)).astype(h.dtype)
+    return jnp.where(keep, h / (1.0 - drop), jnp.zeros((), h.dtype))
 
 
 class ResidualBlock(nn.Module):

@@ -134,9 +134,8 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
     """
     tx = optimizer(config)
     lr = schedule(config)
-    cutout_key = jax.random.fold_in(jax.random.key(config.seed), 1)  # independent of the crops' keys
-    mixup_key = jax.random.fold_in(jax.random.key(config.seed), 2)
-    drop_key = jax.random.fold_in(jax.random.key(config.seed), 3)  # stochastic depth (model.drop_path)
+    # independent of the crops' keys (the feed's): cutout, mixup, stochastic depth (model.drop_path)
+    cutout_key, mixup_key, drop_key = (jax.random.fold_in(jax.random.key(config.seed), i) for i in (1, 2, 3))
     has_bn = model.norm == "batch"
 
     def variables(params, batch_stats):
