@@ -36,7 +36,7 @@ import numpy as np
 
 from resjax import models
 from resjax.train import config as config_mod
-from resjax.train import loop, step
+from resjax.train import loop, step, stream
 from resjax.train.config import TrainConfig
 
 SMALL = {"stem": (3, 16, 1), "widths": (32, 64, 128), "blocks": (2, 2, 2), "strides": (1, 2, 2)}
@@ -61,30 +61,31 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
     from the current state (blocking at the end). ``streamed``: the streaming pipeline's
     step, whose batches arrive augmented (imagenet34); else the device pipeline's, which
     gathers and augments on the device."""
-    cfg = dataclasses.replace(TrainConfig(), model=model_kwargs, batch_size=batch, compute_dtype=dtype)
+    every = {k: per_call for k in ("steps", "log_every", "eval_every", "checkpoint_every")}  # only divisibility matters
+    cfg = dataclasses.replace(TrainConfig(), model=model_kwargs, batch_size=batch, compute_dtype=dtype,
+                              steps_per_call=per_call, **every)
     model = models.ResNet(num_classes=10, dtype=jnp.dtype(dtype), **model_kwargs)
     mesh = loop.make_mesh()
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     lead = (per_call,) if per_call > 1 else ()
     shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*(None,) * len(lead), "data"))
     rng = np.random.default_rng(0)
-    steps_fns = step.make_steps(model, cfg, jnp.full(3, 0.5), jnp.full(3, 0.25), jnp.dtype(dtype))
+    steps_fns = step.make_steps(model, cfg, jnp.dtype(dtype))
+    norm = step.norm_argument(np.full(3, 0.5), np.full(3, 0.25), rep)
     params = model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.dtype(dtype)))["params"]
     state = jax.device_put({"step": jnp.zeros((), jnp.int32), "params": params,
                             "opt_state": steps_fns.tx.init(params), "batch_stats": {}}, rep)
-    if streamed:
-        train_step = step.several(steps_fns.stream_step, (0, 1)) if per_call > 1 else steps_fns.stream_step
-        fn = jax.jit(train_step, in_shardings=(rep, shard, shard), out_shardings=(rep, rep), donate_argnums=(0,))
+    if streamed:  # the jitted steps of `resjax train`'s two pipelines
+        fn = stream.StreamFeed.jit(cfg, mesh, steps_fns)
         calls = [(jax.device_put(rng.integers(0, 256, (*lead, batch, size, size, 3), dtype=np.uint8), shard),
-                  jax.device_put(rng.integers(0, 10, (*lead, batch)).astype(np.int32), shard)) for _ in range(2)]
+                  jax.device_put(rng.integers(0, 10, (*lead, batch)).astype(np.int32), shard), norm) for _ in range(2)]
     else:
+        fn = loop.DeviceFeed.jit(cfg, mesh, steps_fns)
         images = jax.device_put(rng.integers(0, 256, (4096, size, size, 3), dtype=np.uint8), rep)
         labels = jax.device_put(rng.integers(0, 10, 4096).astype(np.int32), rep)
-        train_step = step.several(steps_fns.train_step) if per_call > 1 else steps_fns.train_step
-        fn = jax.jit(train_step, in_shardings=(rep, rep, rep, shard, rep), out_shardings=(rep, rep), donate_argnums=(0,))
-        key = jax.random.key(1)
-        calls = [(images, labels, jax.device_put(rng.integers(0, 4096, (*lead, batch)).astype(np.int32), shard), key)
-                 for _ in range(max(steps, 5))]
+        key = jax.device_put(jax.random.key(1), rep)
+        calls = [(images, labels, jax.device_put(rng.integers(0, 4096, (*lead, batch)).astype(np.int32), shard), key,
+                  norm) for _ in range(max(steps, 5))]
     box = {"state": state}
 
     def run(n: int) -> None:

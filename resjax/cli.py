@@ -121,7 +121,7 @@ def _train_setup(args):
     workdir = pathlib.Path(args.workdir or f"runs/{args.config}")
     if workdir.exists() and not workdir.is_dir():
         raise ValueError(f"--workdir {workdir} is a file; give a directory.")
-    train_set, test_set = loop.load_splits(cfg)
+    train_set, test_set = loop.load_splits(cfg, decode=False)  # the trainer decodes them while it compiles
     loop.split_cpu(cfg.cpu_devices)
     return cfg, workdir, train_set, test_set
 
@@ -138,7 +138,7 @@ def _dry_run(trainer) -> int:
     print(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
     pipeline = "streamed from the host" if trainer.streaming else "on the devices"
     print(f"data: {len(trainer.train_set)} training and {len(trainer.test_set)} test images, {pipeline}, seen as "
-          f"{trainer.feed.shape}, {cfg.num_classes} classes")
+          f"{trainer.shape}, {cfg.num_classes} classes")
     step = loop.latest_step(trainer.workdir)
     workdir_mod.check_free(trainer.workdir, jax.process_index())
     diff = trainer.check_resume(step)

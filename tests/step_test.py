@@ -10,6 +10,8 @@ import pytest
 from resjax.train import step
 from resjax.train.config import TrainConfig
 
+NORM = (jnp.zeros(3), jnp.ones(3))  # the steps' pixel statistics (mean, std): images as they are
+
 
 def test_paper_schedule_divides_by_ten_at_30k_and_50k():
     lr = step.schedule(TrainConfig())
@@ -37,11 +39,11 @@ def test_label_smoothing_raises_the_loss_of_a_confident_correct_prediction():
     losses = []
     for smoothing in (0.0, 0.1):
         cfg = dataclasses.replace(TrainConfig(augment=False), label_smoothing=smoothing)
-        train_step = step.make_steps(Confident(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
+        train_step = step.make_steps(Confident(), cfg, jnp.float32).train_step
         state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.zeros(())}, "opt_state": (), "batch_stats": {}}
         state["opt_state"] = step.optimizer(cfg).init(state["params"])
         images, labels = jnp.zeros((4, 8, 8, 3), jnp.uint8), jnp.zeros(4, jnp.int32)
-        _, metrics = train_step(state, images, labels, jnp.arange(4), jax.random.key(0))
+        _, metrics = train_step(state, images, labels, jnp.arange(4), jax.random.key(0), NORM)
         losses.append(float(metrics["loss"]))
     assert losses[0] < 1e-6
     # smoothed target: 0.91 on the true class, 0.01 elsewhere; cross-entropy = 0.09·20 + log Z
@@ -68,8 +70,8 @@ def test_flip_evaluation_averages_the_logits_of_the_image_and_its_mirror():
     images[0, :, 0] = 255  # bright left edge: class 0 without flips, a tie with them
     images[1, :, -1] = 255
     labels, mask = jnp.array([0, 1]), jnp.array([True, True])
-    eval_step = step.make_steps(LeftEdge(), TrainConfig(), jnp.zeros(3), jnp.ones(3) / 255.0, jnp.float32).eval_step
-    sums = eval_step({}, {}, jnp.asarray(images), labels, mask)
+    eval_step = step.make_steps(LeftEdge(), TrainConfig(), jnp.float32).eval_step
+    sums = eval_step({}, {}, jnp.asarray(images), labels, mask, (jnp.zeros(3), jnp.ones(3) / 255.0))
     assert int(sums["correct_single_view"]) == 2
     # flipped and averaged: both classes score 127.5, the tie goes to class 0
     assert int(sums["correct_flip"]) == 1
@@ -100,11 +102,11 @@ def test_cutout_reaches_the_network_in_training_only_when_augmenting():
 
     def first_loss(**fields):
         cfg = dataclasses.replace(TrainConfig(), **fields)
-        train_step = step.make_steps(PixelSum(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
+        train_step = step.make_steps(PixelSum(), cfg, jnp.float32).train_step
         state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.zeros(())}, "opt_state": (), "batch_stats": {}}
         state["opt_state"] = step.optimizer(cfg).init(state["params"])
         images, labels = jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros(4, jnp.int32)
-        return float(train_step(state, images, labels, jnp.arange(4), jax.random.key(0))[1]["loss"])
+        return float(train_step(state, images, labels, jnp.arange(4), jax.random.key(0), NORM)[1]["loss"])
 
     plain = first_loss(augment=False)
     assert first_loss(augment=False, cutout=4) == plain  # no augmentation, no cutout
@@ -150,12 +152,12 @@ def scaled_sum_state(cfg, w=0.5):
 
 def test_ema_averages_the_parameters_after_every_step():
     cfg = dataclasses.replace(TrainConfig(), ema_decay=0.75, augment=False, learning_rate=0.5, weight_decay=0.0)
-    train_step = step.make_steps(ScaledSum(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
+    train_step = step.make_steps(ScaledSum(), cfg, jnp.float32).train_step
     state = {**scaled_sum_state(cfg), "ema": {"w": jnp.array(0.5)}}
     images, labels = jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros(4, jnp.int32)
     expected, seen = 0.5, []
     for _ in range(3):
-        state, _ = train_step(state, images, labels, jnp.arange(4), jax.random.key(0))
+        state, _ = train_step(state, images, labels, jnp.arange(4), jax.random.key(0), NORM)
         w = float(state["params"]["w"])
         expected = 0.75 * expected + 0.25 * w
         seen.append(w)
@@ -166,10 +168,11 @@ def test_ema_averages_the_parameters_after_every_step():
 def test_mixup_changes_the_loss_only_when_on():
     def first_loss(**fields):
         cfg = dataclasses.replace(TrainConfig(), augment=False, **fields)
-        train_step = step.make_steps(ScaledSum(), cfg, jnp.zeros(3), jnp.ones(3), jnp.float32).train_step
+        train_step = step.make_steps(ScaledSum(), cfg, jnp.float32).train_step
         images = jnp.concatenate([jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros((4, 8, 8, 3), jnp.uint8)])
         labels = jnp.array([0] * 4 + [1] * 4, jnp.int32)
-        return float(train_step(scaled_sum_state(cfg), images, labels, jnp.arange(8), jax.random.key(0))[1]["loss"])
+        state = scaled_sum_state(cfg)
+        return float(train_step(state, images, labels, jnp.arange(8), jax.random.key(0), NORM)[1]["loss"])
 
     assert first_loss(mixup=0.0) == first_loss()
     assert first_loss(mixup=1.0) != first_loss()

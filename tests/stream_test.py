@@ -87,7 +87,7 @@ def _cfg(folder, *extra):
 
 def _batches(feed, start, saved, count):
     out, gen = [], feed.batches(start, saved)
-    for _, (images, labels) in gen:
+    for _, (images, labels, _) in gen:
         out.append((np.asarray(images), np.asarray(labels)))
         if len(out) == count:
             position = feed.position

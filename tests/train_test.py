@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from resjax.train import loop
+from resjax.train import loop, records
 
 def params(workdir):
     return loop.load_checkpoint(workdir)["params"]
@@ -40,9 +40,10 @@ def test_tiny_run_learns_and_writes_its_record(reference):
     assert summary["seconds"] < summary["wall_seconds"] < 600  # the command: imports, data and compiles too
     assert 0 < summary["startup_seconds"] < summary["wall_seconds"] - summary["seconds"]
     phases = summary["phases"]
-    assert list(phases) == ["data_seconds", "build_seconds", "state_seconds", "first_call_seconds"]
+    assert list(phases) == ["setup_seconds", "data_seconds", "state_seconds", "first_call_seconds"]
     assert min(phases.values()) > 0 and phases["first_call_seconds"] < summary["seconds"]
-    assert abs(phases["data_seconds"] + phases["build_seconds"] + phases["state_seconds"]
+    assert 0 < summary["compile_seconds"] < summary["wall_seconds"]
+    assert abs(phases["setup_seconds"] + phases["data_seconds"] + phases["state_seconds"]
                - summary["startup_seconds"]) < 1e-6
     rows = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "lr", "images_per_s"} <= rows[0].keys()
@@ -145,11 +146,12 @@ def test_several_steps_per_call_train_as_single_steps_do(tmp_path, folder):
 
     base = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=8", "log_every=4", "eval_every=8",
                                          "checkpoint_every=4"])
-    train_set, test_set = loop.load_splits(base)
+    decoded, undecoded = loop.load_splits(base), loop.load_splits(base, decode=False)
+    assert isinstance(undecoded[0], records.Records) and not isinstance(decoded[0], records.Records)
+    train_set, test_set = decoded
     finals = {}
-    for k in (1, 4):
-        trainer = loop.Trainer(base.override([f"steps_per_call={k}"]), tmp_path / str(k), train_set, test_set,
-                               progress=False)
+    for k, data in ((1, decoded), (4, undecoded)):  # also: Records decoded by the trainer train the same
+        trainer = loop.Trainer(base.override([f"steps_per_call={k}"]), tmp_path / str(k), *data, progress=False)
         summary = trainer.run()
         assert summary["steps"] == 8
         finals[k] = trainer.final_state["params"]

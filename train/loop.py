@@ -18,8 +18,10 @@ one would.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -46,6 +48,7 @@ from .config import TrainConfig
 
 
 MAX_IN_FLIGHT_CPU = 8  # training calls queued ahead of the host on a multi-device CPU
+EVAL_BATCH = 1000  # test images per evaluation call (rounded up to a multiple of the devices)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -77,17 +80,18 @@ def open_splits(config: TrainConfig):
     return train, test
 
 
-def load_splits(config: TrainConfig):
+def load_splits(config: TrainConfig, decode: bool = True):
     """(train, test) for the input pipeline the configuration asks for (resjax.train.stream.wanted):
     ImageSets decoded into memory for the device pipeline ("digits", the embedded default,
-    is one), Records for the streaming one."""
+    is one), Records for the streaming one. decode=False leaves the device pipeline's
+    Records undecoded too: Trainer decodes them while the steps compile."""
     if config.data == "digits":
         if config.input_pipeline == "stream" or config.augmentation == "imagenet":
             raise ValueError("the embedded digits are arrays in memory: input_pipeline='stream' and "
                              "augmentation='imagenet' need an image folder or a tfds:NAME data set.")
         return data_mod.digits(config.train_split), data_mod.digits(config.test_split)
     train, test = open_splits(config)
-    if stream.wanted(config, train):
+    if not decode or stream.wanted(config, train):
         return train, test
     return data_mod.in_memory(train, config.data), data_mod.in_memory(test, config.data)
 
@@ -99,21 +103,18 @@ def split_cpu(count: int | None) -> None:
         jax.config.update("jax_num_cpu_devices", count)
 
 
-def validate(config: TrainConfig, feed) -> None:
+def validate(config: TrainConfig, class_names, labels, shape) -> None:
     """The rules that need the data and the devices, checked before anything compiles:
-    num_classes equals the data's class count, labels lie in range (where known without
-    reading every record), the batch splits evenly over the devices, the network accepts
-    the images' size. Raises ValueError."""
-    names = feed.class_names
-    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-    if names and config.num_classes != len(names):
+    num_classes equals the data's class count, labels lie in range (those known: a pair
+    of arrays or None), the batch splits evenly over the devices, the network accepts
+    images of ``shape`` (H, W, C). Raises ValueError."""
+    shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+    if class_names and config.num_classes != len(class_names):
         raise ValueError(
-            f"num_classes={config.num_classes}, but the data {config.data!r} has {len(names)} classes ({shown}); "
-            f"set num_classes={len(names)}."
+            f"num_classes={config.num_classes}, but the data {config.data!r} has {len(class_names)} classes ({shown}); "
+            f"set num_classes={len(class_names)}."
         )
-    for labels in feed.labels:
-        if labels is not None and (len(labels) == 0 or labels.min() < 0 or labels.max() >= config.num_classes):
-            raise ValueError(f"labels of {config.data!r} must lie in [0, {config.num_classes}) and not be empty.")
+    validate_labels(config, labels)
     devices = jax.device_count()
     if config.batch_size % devices:
         raise ValueError(
@@ -121,7 +122,17 @@ def validate(config: TrainConfig, feed) -> None:
             f"{devices} (e.g. {max(devices, config.batch_size // devices * devices)})."
         )
     model = models.ResNet(num_classes=config.num_classes, **config.model)
-    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *feed.shape), jnp.float32))
+    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+
+
+def validate_labels(config: TrainConfig, labels) -> None:
+    for split in labels:
+        if split is not None and (len(split) == 0 or split.min() < 0 or split.max() >= config.num_classes):
+            raise ValueError(f"labels of {config.data!r} must lie in [0, {config.num_classes}) and not be empty.")
+
+
+def abstract(shape, dtype, sharding) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=sharding)
 
 
 class DeviceFeed:
@@ -139,44 +150,82 @@ class DeviceFeed:
         self.config, self.test = config, test
         self.class_names, self.shape, self.labels = train.class_names, train.images.shape[1:], (train.labels, test.labels)
         self.mean, self.std = transforms.pixel_statistics(train.images)
-        self.replicated, self.sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+        self.replicated, self.sharded, self.idx_sharding = self.shardings(config, mesh)
+        self.norm = step_mod.norm_argument(self.mean, self.std, self.replicated)
         # the step gathers from these; idx is (K, B) with K steps per call, each batch split along data
         self.images = jax.device_put(train.images, self.replicated)
         self.train_labels = jax.device_put(train.labels.astype(np.int32), self.replicated)
-        self.idx_sharding = NamedSharding(mesh, P(None, "data")) if config.steps_per_call > 1 else self.sharded
-        self.key = jax.random.key(config.seed)
+        self._test_batches = None  # eval_batches's, once made
+        # made by a jitted call: device_put cannot place a key array on other processes' devices
+        self.key = jax.jit(functools.partial(jax.random.key, config.seed), out_shardings=self.replicated)()
 
-    def jit(self, steps: step_mod.Steps):
-        multi = self.config.steps_per_call > 1
-        rep = self.replicated
+    @staticmethod
+    def image_shape(config: TrainConfig, images: data_mod.ImageSet | records_mod.Records) -> tuple[int, ...]:
+        """(H, W, C) of the first image: of all of them (checked when decoded)."""
+        if isinstance(images, data_mod.ImageSet):
+            return images.images.shape[1:]
+        return transforms.decode_record(images, 0)[0].shape
+
+    @staticmethod
+    def shardings(config: TrainConfig, mesh) -> tuple[NamedSharding, NamedSharding, NamedSharding]:
+        """(replicated, split along data, the batch indices')."""
+        sharded = NamedSharding(mesh, P("data"))
+        idx = NamedSharding(mesh, P(None, "data")) if config.steps_per_call > 1 else sharded
+        return NamedSharding(mesh, P()), sharded, idx
+
+    @classmethod
+    def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps):
+        rep, _, idx = cls.shardings(config, mesh)
+        multi = config.steps_per_call > 1
         return jax.jit(step_mod.several(steps.train_step) if multi else steps.train_step,
-                       in_shardings=(rep, rep, rep, self.idx_sharding, rep), out_shardings=(rep, rep),
-                       donate_argnums=(0,))
+                       in_shardings=(rep, rep, rep, idx, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+
+    @classmethod
+    def abstract_batch(cls, config: TrainConfig, mesh, count: int, shape) -> tuple:
+        """What batches() yields after the step, as shapes: for compiling ahead of the data."""
+        rep, _, idx = cls.shardings(config, mesh)
+        per_call = config.steps_per_call
+        return (abstract((count, *shape), np.uint8, rep), abstract((count,), np.int32, rep),
+                abstract((per_call, config.batch_size) if per_call > 1 else (config.batch_size,), np.int32, idx),
+                abstract((), jax.random.key(0).dtype, rep), step_mod.norm_shape(shape[-1], rep))
 
     def batches(self, start: int, saved=None):
         cfg, n = self.config, len(self.labels[0])
         for s in range(start, cfg.steps, cfg.steps_per_call):
             idx = [order.batch_indices(cfg.seed, s + j, cfg.batch_size, n) for j in range(cfg.steps_per_call)]
             idx = jax.device_put(np.stack(idx) if cfg.steps_per_call > 1 else idx[0], self.idx_sharding)
-            yield s, (self.images, self.train_labels, idx, self.key)
+            yield s, (self.images, self.train_labels, idx, self.key, self.norm)
 
-    def eval_batches(self, batch: int):
-        images, labels = self.test.images, self.test.labels.astype(np.int32)
-        for start in range(0, len(labels), batch):
-            x, y = images[start : start + batch], labels[start : start + batch]
-            mask = np.ones(batch, bool)
-            if len(y) < batch:  # pad to one shape: one compile
-                mask[len(y):] = False
-                x = np.concatenate([x, np.zeros((batch - len(y), *x.shape[1:]), x.dtype)])
-                y = np.concatenate([y, np.zeros(batch - len(y), y.dtype)])
-            yield tuple(jax.device_put(a, self.sharded) for a in (x, y, mask))  # every process holds all
+    def eval_batches(self, batch: int) -> list[tuple]:
+        """(images, labels, mask) batches of the whole test set, padding masked: put on the
+        devices once, at the first evaluation."""
+        if self._test_batches is None:
+            images, labels = self.test.images, self.test.labels.astype(np.int32)
+            self._test_batches = []
+            for start in range(0, len(labels), batch):
+                x, y = images[start : start + batch], labels[start : start + batch]
+                mask = np.ones(batch, bool)
+                if len(y) < batch:  # pad to one shape: one compile
+                    mask[len(y):] = False
+                    x = np.concatenate([x, np.zeros((batch - len(y), *x.shape[1:]), x.dtype)])
+                    y = np.concatenate([y, np.zeros(batch - len(y), y.dtype)])
+                # every process holds all
+                self._test_batches.append(tuple(jax.device_put(a, self.sharded) for a in (x, y, mask)))
+        return self._test_batches
 
 
-def make_feed(config: TrainConfig, train, test, mesh):
-    """The pipeline that load_splits chose: DeviceFeed for ImageSets, StreamFeed for Records."""
-    if isinstance(train, records_mod.Records):
-        return stream.StreamFeed(config, train, test, mesh)
-    return DeviceFeed(config, train, test, mesh)
+def eval_batch_size() -> int:
+    """Test images per evaluation call: EVAL_BATCH, rounded up to a multiple of the device count."""
+    return -(-EVAL_BATCH // jax.device_count()) * jax.device_count()
+
+
+def in_background(fn) -> concurrent.futures.Future:
+    """fn() in a thread of its own; the future holds its result or its exception."""
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resjax")
+    try:
+        return pool.submit(fn)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one task
 
 
 def make_mesh():
@@ -197,50 +246,84 @@ class Trainer:
     started: float = dataclasses.field(default_factory=time.time)  # when the command began: wall_seconds
 
     def __post_init__(self):
-        self.marks = {"started": self.started, "data": time.time()}  # phase ends, for the summary's "phases"
+        self.marks = {"started": self.started}  # phase ends, for the summary's "phases"
         cfg = self.config
         self.workdir = pathlib.Path(self.workdir)
         self.dtype = compute_dtype(cfg)
         self.model = models.ResNet(num_classes=cfg.num_classes, dtype=self.dtype, **cfg.model)
         self.mesh = make_mesh()
         self.replicated = NamedSharding(self.mesh, P())
-        self.feed = make_feed(cfg, self.train_set, self.test_set, self.mesh)
-        validate(cfg, self.feed)
-        steps = step_mod.make_steps(self.model, cfg, jnp.asarray(self.feed.mean), jnp.asarray(self.feed.std), self.dtype)
-        self.tx, self.train_step = steps.tx, self.feed.jit(steps)
-        sharded = NamedSharding(self.mesh, P("data"))
-        self.eval_step = jax.jit(  # the test batch is split over the devices like a training batch
-            steps.eval_step,
-            in_shardings=(self.replicated, self.replicated, sharded, sharded, sharded),
-            out_shardings=self.replicated,
-        )
-        self.streaming = isinstance(self.feed, stream.StreamFeed)
+        train, test = self.train_set, self.test_set
+        # the pipeline load_splits chose, or would have chosen for Records it left undecoded
+        self.streaming = isinstance(train, records_mod.Records) and stream.wanted(cfg, train)
+        self.feed_type = stream.StreamFeed if self.streaming else DeviceFeed
+        self.shape = self.feed_type.image_shape(cfg, train)
+        validate(cfg, train.class_names, (train.labels, test.labels), self.shape)
+        self.steps = step_mod.make_steps(self.model, cfg, self.dtype)
+        self.tx = self.steps.tx
         # XLA's CPU collectives can deadlock with many data-parallel calls in flight: on 2
         # cores, 8 or 16 virtual devices and 100 calls between host syncs ended in an
         # all-reduce rendezvous that never completed (abort). Keep at most 8 queued there.
         cpu_parallel = jax.default_backend() == "cpu" and jax.device_count() > 1
         self.max_in_flight = MAX_IN_FLIGHT_CPU if cpu_parallel else 0
-        self.marks["build"] = time.time()
 
-    def init_state(self):
-        def init(key):
-            variables = self.model.init(key, jnp.zeros((1, *self.feed.shape), self.dtype))
-            params = variables["params"]
-            return {
-                "step": jnp.zeros((), jnp.int32),
-                "params": params,
-                "opt_state": self.tx.init(params),
-                "batch_stats": variables.get("batch_stats", {}),
-                **({"ema": params} if self.config.ema_decay else {}),  # the average starts at the initial point
-            }
+    def _prepare(self) -> None:
+        """Starts compiling the steps in a thread, then decodes the data (Records that
+        load_splits left undecoded) and builds the feed: the compile overlaps these and the
+        state's initialisation (on a GPU it takes seconds: cuDNN's kernels are timed)."""
+        self.marks["setup"] = time.time()
+        cfg, train, test = self.config, self.train_set, self.test_set
+        self._compiling = in_background(functools.partial(self._compile_steps, len(train)))
+        if not self.streaming and isinstance(train, records_mod.Records):
+            self.train_set, self.test_set = (data_mod.in_memory(r, cfg.data) for r in (train, test))
+            validate_labels(cfg, (self.train_set.labels, self.test_set.labels))
+        self.feed = self.feed_type(cfg, self.train_set, self.test_set, self.mesh)
+        self.marks["data"] = time.time()
 
+    def _init(self, key) -> step_mod.State:
+        variables = self.model.init(key, jnp.zeros((1, *self.shape), self.dtype))
+        params = variables["params"]
+        return {
+            "step": jnp.zeros((), jnp.int32),
+            "params": params,
+            "opt_state": self.tx.init(params),
+            "batch_stats": variables.get("batch_stats", {}),
+            **({"ema": params} if self.config.ema_decay else {}),  # the average starts at the initial point
+        }
+
+    def init_state(self) -> step_mod.State:
         # one compile: run eagerly, each of the network's initialisers compiled on its own
-        return jax.jit(init, out_shardings=self.replicated)(jax.random.key(self.config.seed))
+        return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(self.config.seed))
+
+    def _compile_steps(self, count: int) -> tuple:
+        """(train step, evaluation step) compiled for ``count`` training images of
+        self.shape: from shapes alone, so that it can run before the data is decoded."""
+        began = time.perf_counter()
+        cfg, mesh, rep, shape, feed_type = self.config, self.mesh, self.replicated, self.shape, self.feed_type
+        state = jax.tree.map(lambda a: abstract(a.shape, a.dtype, rep), jax.eval_shape(self._init, jax.random.key(0)))
+        train = feed_type.jit(cfg, mesh, self.steps).lower(state, *feed_type.abstract_batch(cfg, mesh, count, shape))
+        sharded, n = NamedSharding(mesh, P("data")), eval_batch_size()
+        test = (abstract((n, *shape), np.uint8, sharded), abstract((n,), np.int32, sharded),
+                abstract((n,), np.bool_, sharded), step_mod.norm_shape(shape[-1], rep))
+        evaluate = jax.jit(  # the test batch is split over the devices like a training batch
+            self.steps.eval_step, in_shardings=(rep, rep, sharded, sharded, sharded, rep), out_shardings=rep
+        ).lower(state["params"], state["batch_stats"], *test)
+        compiled = train.compile(), evaluate.compile()
+        self.compile_seconds = time.perf_counter() - began
+        return compiled
+
+    @functools.cached_property
+    def compiled(self) -> tuple:
+        """(train step, evaluation step) for this run's shapes and shardings, once the thread
+        that _prepare started has compiled them."""
+        return self._compiling.result()
 
     def phases(self) -> dict[str, float]:
-        """Seconds of each phase of the command so far: imports and data (from the process's
-        start), building the trainer (data to the devices, statistics), the state
-        (initialised or restored), the first training call (its compile)."""
+        """Seconds of each phase of the command so far: setup (from the process's start:
+        imports, the configuration, listing the data, building the trainer, checking the
+        workdir), data (decoding it, to the devices, statistics; the steps compile
+        meanwhile), the state (initialised or restored), the first training call (waiting
+        for the compile, when it has not finished)."""
         names = list(self.marks)
         return {f"{b}_seconds": self.marks[b] - self.marks[a] for a, b in zip(names, names[1:])}
 
@@ -268,13 +351,13 @@ class Trainer:
             return f"no checkpoint was saved before it (checkpoint_every={self.config.checkpoint_every})."
         return f"the last good checkpoint is step {latest} in {where}."
 
-    def evaluate(self, state, batch: int = 1000) -> dict:
+    def evaluate(self, state) -> dict:
         """Test accuracy and loss, single-view and flip-averaged; test_accuracy and test_loss
         are the view that config.eval_flip chooses. With ema_decay, of the averaged
         parameters, and of the raw ones under the same names ending in _no_ema."""
-        out = self._test_metrics(state.get("ema", state["params"]), state["batch_stats"], batch)
+        out = self._test_metrics(state.get("ema", state["params"]), state["batch_stats"])
         if "ema" in state:
-            raw = self._test_metrics(state["params"], state["batch_stats"], batch)
+            raw = self._test_metrics(state["params"], state["batch_stats"])
             out.update({f"{k}_no_ema": v for k, v in raw.items()})
         chosen = "flip" if self.config.eval_flip else "single_view"
         headline = {"test_accuracy": out[f"test_accuracy_{chosen}"], "test_loss": out[f"test_loss_{chosen}"]}
@@ -282,12 +365,11 @@ class Trainer:
             headline["test_top5_accuracy"] = out[f"test_top5_accuracy_{chosen}"]
         return {**headline, **out}
 
-    def _test_metrics(self, params, batch_stats, batch: int) -> dict:
-        batch = -(-batch // jax.device_count()) * jax.device_count()
-        sums = {}
-        for x, y, mask in self.feed.eval_batches(batch):
-            for k, v in self.eval_step(params, batch_stats, x, y, mask).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+    def _test_metrics(self, params, batch_stats) -> dict:
+        eval_step = self.compiled[1]
+        parts = jax.device_get([eval_step(params, batch_stats, x, y, mask, self.feed.norm)  # one wait, at the end
+                                for x, y, mask in self.feed.eval_batches(eval_batch_size())])
+        sums = {k: sum(float(p[k]) for p in parts) for k in parts[0]}
         n = len(self.test_set)
         top5 = self.config.num_classes > 5  # else every label is among the top five
         out = {}
@@ -366,10 +448,12 @@ class Trainer:
                 print(f"resjax train: {stale_lock}", file=sys.stderr)
             workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change)
             workdir_mod.trim_metrics(self.workdir, checkpoint_step or 0)
+        self._prepare()
         state, position = self.restore_or_init(checkpoint_step)
         start_step = int(state["step"])
         log = MetricsLog(self.workdir if lead else None, purge_step=start_step + 1)
         self.loop_started = self.marks["state"] = time.time()
+        train_step = self.compiled[0]  # waits for the compile, if it has not finished
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
@@ -380,8 +464,8 @@ class Trainer:
         try:
             with contextlib.closing(self.feed.batches(start_step, position)) as batches:
                 for s, batch in batches:
-                    state, metrics = self.train_step(state, *batch)
-                    self.marks.setdefault("first_call", time.time())  # returns once compiled, before it runs
+                    state, metrics = train_step(state, *batch)
+                    self.marks.setdefault("first_call", time.time())  # returns once dispatched, before it runs
                     if self.max_in_flight:
                         in_flight.append(metrics["loss"])
                         if len(in_flight) > self.max_in_flight:
@@ -424,6 +508,7 @@ class Trainer:
             "wall_seconds": time.time() - self.started,  # all but writing this and exiting: data, compiles, plot
             "startup_seconds": self.loop_started - self.started,  # imports, data, state: before the first step
             "phases": self.phases(),
+            "compile_seconds": self.compile_seconds,  # both steps', in a thread overlapping data and state
             "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
             "devices": jax.device_count(),
             "processes": jax.process_count(),

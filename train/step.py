@@ -13,6 +13,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .config import TrainConfig
@@ -94,6 +95,16 @@ def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.
     return ((images.astype(jnp.float32) / 255.0 - mean) / std).astype(dtype)
 
 
+def norm_argument(mean, std, sharding) -> tuple[jax.Array, jax.Array]:
+    """The steps' ``norm``: the per-channel (mean, std) as float32 arrays placed by ``sharding``."""
+    return jax.device_put((np.asarray(mean, np.float32), np.asarray(std, np.float32)), sharding)
+
+
+def norm_shape(channels: int, sharding) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
+    """norm_argument's shapes, for compiling before the statistics are known."""
+    return (jax.ShapeDtypeStruct((channels,), jnp.float32, sharding=sharding),) * 2
+
+
 def several(train_step, scanned=(2,)):
     """``train_step`` K times in one call (lax.scan): fewer dispatches from the host. The
     arguments after the state at positions ``scanned`` carry a leading K axis (a (K, B)
@@ -122,15 +133,18 @@ class Steps(NamedTuple):
     eval_step: Callable
 
 
-def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
+def make_steps(model, config: TrainConfig, dtype) -> Steps:
     """The optax optimiser and three pure functions to be jitted.
 
-    train_step(state, images, labels, idx, key) -> (state, metrics), where images and
-    labels are the whole training set on the device and idx the batch's indices.
-    stream_step(state, images, labels) -> (state, metrics) for a batch already augmented.
-    eval_step(params, batch_stats, images, labels, mask) -> {correct_V, correct_top5_V,
-    loss_V: sums} for the views V = single_view, flip (top-5 counts the label among the
-    five highest logits, or all of them with fewer than five classes).
+    train_step(state, images, labels, idx, key, norm) -> (state, metrics), where images
+    and labels are the whole training set on the device and idx the batch's indices.
+    stream_step(state, images, labels, norm) -> (state, metrics) for a batch already
+    augmented. eval_step(params, batch_stats, images, labels, mask, norm) ->
+    {correct_V, correct_top5_V, loss_V: sums} for the views V = single_view, flip (top-5
+    counts the label among the five highest logits, or all of them with fewer than five
+    classes). norm: (mean, std), each (C,) float32, the pixel statistics that normalise
+    the images: an argument, not a constant, so that the steps compile before the data
+    is read (resjax.train.loop).
     """
     tx = optimizer(config)
     lr = schedule(config)
@@ -149,14 +163,14 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
         loss = optax.softmax_cross_entropy(logits, targets.astype(logits.dtype)).mean()
         return loss, (logits, updates.get("batch_stats", batch_stats))
 
-    def train_step(state: State, images, labels, idx, key):
+    def train_step(state: State, images, labels, idx, key, norm):
         x, y = images[idx], labels[idx]
         if config.augment:
             x = augment(jax.random.fold_in(key, state["step"]), x)
-        return stream_step(state, x, y)
+        return stream_step(state, x, y, norm)
 
-    def stream_step(state: State, x, y):
-        x = normalise(x, mean, std, dtype)
+    def stream_step(state: State, x, y, norm):
+        x = normalise(x, *norm, dtype)
         if config.augment and config.cutout:  # here, not in augment: both pipelines pass through
             x = cutout(jax.random.fold_in(cutout_key, state["step"]), x, config.cutout)
         targets = jax.nn.one_hot(y, config.num_classes)  # one-hot: no sharding type errors
@@ -184,10 +198,10 @@ def make_steps(model, config: TrainConfig, mean, std, dtype) -> Steps:
         }
         return new, metrics
 
-    def eval_step(params, batch_stats, images, labels, mask):
+    def eval_step(params, batch_stats, images, labels, mask, norm):
         """Sums over the batch's unmasked images, single-view and flip-averaged (the logits of
         each image and its mirror averaged: the training augmentation flips too)."""
-        x = normalise(images, mean, std, dtype)
+        x = normalise(images, *norm, dtype)
         logits = model.apply(variables(params, batch_stats), x, train=False).astype(jnp.float32)
         mirror = model.apply(variables(params, batch_stats), x[:, :, ::-1], train=False).astype(jnp.float32)
         onehot = jax.nn.one_hot(labels, config.num_classes)

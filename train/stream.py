@@ -13,7 +13,7 @@ iterator state, with the step and the worker count it belongs to) and restores i
 a resumed run sees the batches an uninterrupted one would have seen.
 
   >>> feed = StreamFeed(config, train_records, test_records, mesh)   # doctest: +SKIP
-  >>> for step, (images, labels) in feed.batches(0, None): ...       # doctest: +SKIP
+  >>> for step, (images, labels, norm) in feed.batches(0, None): ...  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -76,13 +76,10 @@ class StreamFeed:
         self.class_names, self.labels = train.class_names, (train.labels, test.labels)
         self.processes, self.process = jax.process_count(), jax.process_index()
         self.workers = workers(config)
-        if config.augmentation == "imagenet":
-            self.shape = (config.image_size, config.image_size, 3)
-        else:
-            self.shape = transforms.decode_record(train, 0)[0].shape
+        self.shape = self.image_shape(config, train)
         self.mean, self.std = self._statistics()
-        per_call = config.steps_per_call
-        self.sharding = NamedSharding(mesh, P(None, "data") if per_call > 1 else P("data"))
+        self.norm = step_mod.norm_argument(self.mean, self.std, NamedSharding(mesh, P()))
+        self.sharding = self.batch_sharding(config, mesh)
         self.eval_sharding = NamedSharding(mesh, P("data"))
         self._skipped = 0  # a device scalar once counting starts: read only when logged
         self.position = None  # the pipeline state after the last batch handed out
@@ -98,14 +95,34 @@ class StreamFeed:
             images = np.stack([e["image"] for e in pool.map(element, range(count))])
         return transforms.pixel_statistics(images)
 
-    def jit(self, steps: step_mod.Steps):
+    @staticmethod
+    def image_shape(config: TrainConfig, train: Records) -> tuple[int, ...]:
+        """(H, W, C) of every image the network sees."""
+        if config.augmentation == "imagenet":
+            return (config.image_size, config.image_size, 3)
+        return transforms.decode_record(train, 0)[0].shape
+
+    @staticmethod
+    def batch_sharding(config: TrainConfig, mesh) -> NamedSharding:
+        return NamedSharding(mesh, P(None, "data") if config.steps_per_call > 1 else P("data"))
+
+    @classmethod
+    def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps):
         """The jitted stream_step: the state replicated, the batch as the pipeline shards it."""
-        rep = NamedSharding(self.mesh, P())
+        rep, batch = NamedSharding(mesh, P()), cls.batch_sharding(config, mesh)
         fn = steps.stream_step
-        if self.config.steps_per_call > 1:
+        if config.steps_per_call > 1:
             fn = step_mod.several(fn, scanned=(0, 1))
-        return jax.jit(fn, in_shardings=(rep, self.sharding, self.sharding), out_shardings=(rep, rep),
-                       donate_argnums=(0,))
+        return jax.jit(fn, in_shardings=(rep, batch, batch, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+
+    @classmethod
+    def abstract_batch(cls, config: TrainConfig, mesh, count: int, shape) -> tuple:
+        """What batches() yields after the step, as shapes (count, the training set's size,
+        does not enter them): for compiling ahead of the data."""
+        batch, rep = cls.batch_sharding(config, mesh), NamedSharding(mesh, P())
+        lead = (config.steps_per_call, config.batch_size) if config.steps_per_call > 1 else (config.batch_size,)
+        return (jax.ShapeDtypeStruct((*lead, *shape), np.uint8, sharding=batch),
+                jax.ShapeDtypeStruct(lead, np.int32, sharding=batch), step_mod.norm_shape(shape[-1], rep))
 
     @property
     def skipped(self) -> int:
@@ -145,8 +162,9 @@ class StreamFeed:
         return tuple(put(local[k]) for k in ("image", "label", "skipped", "mask"))
 
     def batches(self, start: int, saved: dict | None):
-        """Yields (step, (images, labels)) from step ``start`` to config.steps, in calls of
-        steps_per_call (images (B, H, W, C) or (K, B, H, W, C) uint8). ``saved`` is the
+        """Yields (step, (images, labels, norm)) from step ``start`` to config.steps, in calls
+        of steps_per_call (images (B, H, W, C) or (K, B, H, W, C) uint8; norm: the pixel
+        statistics, an argument of the step). ``saved`` is the
         position a checkpoint stored at ``start`` (None: from the step alone)."""
         cfg = self.config
         per_call = cfg.steps_per_call
@@ -160,7 +178,7 @@ class StreamFeed:
                     self._skipped = _count(skipped, self._skipped)
                 self.position = {"step": s + per_call, "workers": self.workers, "processes": self.processes,
                                  "offset": offset, "grain": grain_state}
-                yield s, (images, labels)
+                yield s, (images, labels, self.norm)
         finally:
             prefetch.close()
 
