@@ -19,7 +19,9 @@ Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-28,
           180 s: the training set is fit completely by step 5,100 (docs/section4.md).
 Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/gpu.sh
           e and f): --set mixup=0.2 ema_decay=0.999, and --set model.drop_path=0.2
-          ema_decay=0.999 (docs/section4.md, "Which regulariser").
+          ema_decay=0.999 (docs/section4.md, "Which regulariser"). Since those runs the
+          steps compile while the data is decoded (about 20 s of compiling in the loop
+          on the H200 then; how much of it the overlap hides is not yet measured).
 """
 
 from resjax.train.config import TrainConfig
