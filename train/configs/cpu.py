@@ -19,6 +19,10 @@ Expected: 80.91% test accuracy in 28 min 48 s of wall time (1,684 s of training 
           or above 80% (flip-averaged) came at step 1,800 after about 8 min (seed 0) and
           at step 2,000 after 9 min 6 s (seed 1); final 81.13% and 81.04% (80.06% and
           80.04% single-view) in 9 min 43 s and 9 min 58 s (docs/results/cpu_jax0102_*).
+          Again on 2026-11-29 (the steps now compile during data loading; about 1,060
+          images/s): 80.16% and 80.08% at step 1,800, after 7 min 25 s and 7 min 21 s;
+          final 81.23% and 81.47% (80.50%, 80.36% single-view) in about 9 min
+          (docs/results/jpeg_quality_cpu.json, quality 75).
 """
 
 from resjax.train.config import TrainConfig

@@ -17,6 +17,8 @@ Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-28,
           test accuracy (90.98% flip-averaged) in 189.0 s for the whole command with
           seed 0; 90.90% (91.24%) in 189.0 s with seed 1. Short of issue 10's 93.62% in
           180 s: the training set is fit completely by step 5,100 (docs/section4.md).
+          The data's JPEG compression may be part of the gap: on the `cpu` recipe each
+          lower quality (50, 30) cost 2.4 and 4.1 points (docs/section4.md).
 Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/gpu.sh
           e and f): --set mixup=0.2 ema_decay=0.999, and --set model.drop_path=0.2
           ema_decay=0.999 (docs/section4.md, "Which regulariser"). Since those runs the
