@@ -68,7 +68,7 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
     mesh = loop.make_mesh()
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     lead = (per_call,) if per_call > 1 else ()
-    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*(None,) * len(lead), "data"))
+    shard = step.call_sharding(mesh, per_call)
     rng = np.random.default_rng(0)
     steps_fns = step.make_steps(model, cfg, jnp.dtype(dtype))
     norm = step.norm_argument(np.full(3, 0.5), np.full(3, 0.25), rep)

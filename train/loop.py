@@ -169,9 +169,7 @@ class DeviceFeed:
     @staticmethod
     def shardings(config: TrainConfig, mesh) -> tuple[NamedSharding, NamedSharding, NamedSharding]:
         """(replicated, split along data, the batch indices')."""
-        sharded = NamedSharding(mesh, P("data"))
-        idx = NamedSharding(mesh, P(None, "data")) if config.steps_per_call > 1 else sharded
-        return NamedSharding(mesh, P()), sharded, idx
+        return NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), step_mod.call_sharding(mesh, config.steps_per_call)
 
     @classmethod
     def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps):

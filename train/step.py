@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from .config import TrainConfig
 
@@ -103,6 +104,12 @@ def norm_argument(mean, std, sharding) -> tuple[jax.Array, jax.Array]:
 def norm_shape(channels: int, sharding) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
     """norm_argument's shapes, for compiling before the statistics are known."""
     return (jax.ShapeDtypeStruct((channels,), jnp.float32, sharding=sharding),) * 2
+
+
+def call_sharding(mesh, steps_per_call: int) -> NamedSharding:
+    """How one call's batch, (B, ...) or with several steps per call (K, B, ...), lies on
+    the mesh: B split along its data axis."""
+    return NamedSharding(mesh, P(None, "data") if steps_per_call > 1 else P("data"))
 
 
 def several(train_step, scanned=(2,)):

@@ -79,7 +79,7 @@ class StreamFeed:
         self.shape = self.image_shape(config, train)
         self.mean, self.std = self._statistics()
         self.norm = step_mod.norm_argument(self.mean, self.std, NamedSharding(mesh, P()))
-        self.sharding = self.batch_sharding(config, mesh)
+        self.sharding = step_mod.call_sharding(mesh, config.steps_per_call)
         self.eval_sharding = NamedSharding(mesh, P("data"))
         self._skipped = 0  # a device scalar once counting starts: read only when logged
         self.position = None  # the pipeline state after the last batch handed out
@@ -103,23 +103,19 @@ class StreamFeed:
         return transforms.decode_record(train, 0)[0].shape
 
     @staticmethod
-    def batch_sharding(config: TrainConfig, mesh) -> NamedSharding:
-        return NamedSharding(mesh, P(None, "data") if config.steps_per_call > 1 else P("data"))
-
-    @classmethod
-    def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps):
+    def jit(config: TrainConfig, mesh, steps: step_mod.Steps):
         """The jitted stream_step: the state replicated, the batch as the pipeline shards it."""
-        rep, batch = NamedSharding(mesh, P()), cls.batch_sharding(config, mesh)
+        rep, batch = NamedSharding(mesh, P()), step_mod.call_sharding(mesh, config.steps_per_call)
         fn = steps.stream_step
         if config.steps_per_call > 1:
             fn = step_mod.several(fn, scanned=(0, 1))
         return jax.jit(fn, in_shardings=(rep, batch, batch, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
-    @classmethod
-    def abstract_batch(cls, config: TrainConfig, mesh, count: int, shape) -> tuple:
+    @staticmethod
+    def abstract_batch(config: TrainConfig, mesh, count: int, shape) -> tuple:
         """What batches() yields after the step, as shapes (count, the training set's size,
         does not enter them): for compiling ahead of the data."""
-        batch, rep = cls.batch_sharding(config, mesh), NamedSharding(mesh, P())
+        batch, rep = step_mod.call_sharding(mesh, config.steps_per_call), NamedSharding(mesh, P())
         lead = (config.steps_per_call, config.batch_size) if config.steps_per_call > 1 else (config.batch_size,)
         return (jax.ShapeDtypeStruct((*lead, *shape), np.uint8, sharding=batch),
                 jax.ShapeDtypeStruct(lead, np.int32, sharding=batch), step_mod.norm_shape(shape[-1], rep))
