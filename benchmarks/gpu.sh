@@ -17,10 +17,13 @@
 #      regulariser of the same strength                                       ~3 min
 #   g  `paper` (seed 0) with bfloat16 logits and loss (model.float32_head=false): the
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
-#   x  the step (the `fast` network, bf16, batch 128 and 512) under XLA GPU flags, one
-#      process each: none, cuDNN runtime fusion (the elementwise work into the
-#      convolutions), CUDA graphs over the cuDNN calls too, autotune level 1 (the
-#      compile time); images/s, ratios and compile times in x_flags.json     ~4-5 min
+#   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
+#      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse
+#      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
+#      convolution fusion (elementwise epilogues into the convolutions, forward and
+#      backward), without and with those ReLUs; CUDA graphs over the cuDNN calls too;
+#      autotune level 1 (the compile time). images/s, ratios and compile times in
+#      x_flags.json                                                        ~5-6 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -42,13 +45,13 @@ if [ -n "$TINY" ]; then
   CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 4 --batches 16 32 --dtypes float32 --steps-per-call 1 2)
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
-  XSTEP=(--config tiny --steps 2 --batches 16 --dtypes float32)
+  XSTEP=(--config tiny --steps 2 --batches 16 --dtypes float32)  # a config's network, with its cpu_devices
 else
   CEILING=(); STEP=(--full --steps 96 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8)
   PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
   STEPS=(--steps 100)
   INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
-  XSTEP=(--config fast --steps 96 --batches 128 512 --dtypes bfloat16)
+  XSTEP=(--full --steps 96 --batches 128 512 --dtypes bfloat16)
 fi
 # part e's recipe: `fast` plus these (chosen on a CPU proxy, docs/section4.md)
 REGULARISED=(mixup=0.2 ema_decay=0.999)
@@ -100,20 +103,24 @@ step_benchmark() {
   say "report"; $PY benchmarks/step_report.py "$dir"
 }
 
-# XLA GPU flag sets for part x; the first is the baseline of the same process conditions
-# (autotune level 1: cuDNN's heuristic choice without timing candidates, for the compile
-# time inside fast's 180 s)
-FLAG_SETS=("" "--xla_gpu_use_runtime_fusion=true"
-           "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL" "--xla_gpu_autotune_level=1")
+# part x's variants, "XLA_FLAGS|network options"; the first is the baseline under the same
+# process conditions. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies only to
+# float16 convolutions (cudnn_fused_conv_rewriter.cc), so it cannot change a bf16 step.
+CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
+X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
+            "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL|" "--xla_gpu_autotune_level=1|")
 
 xla_flags() {
-  local dir="$DEST/x" i=0
+  local dir="$DEST/x" i=0 variant flags options
   mkdir -p "$dir"
-  for flags in "${FLAG_SETS[@]}"; do
-    say "step, XLA_FLAGS='$flags'"
+  for variant in "${X_VARIANTS[@]}"; do
+    flags=${variant%%|*} options=${variant#*|}
+    say "step, XLA_FLAGS='$flags', network options '$options'"
     printf '%s' "$flags" >"$dir/step_$i.flags"
-    XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${XSTEP[@]}" --json "$dir/step_$i.json" >"$dir/step_$i.log" 2>&1 ||
-      say "failed (exit $?): $dir/step_$i.log"
+    printf '%s' "$options" >"$dir/step_$i.model"
+    read -r -a model <<<"$options"
+    XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${XSTEP[@]}" ${options:+--model "${model[@]}"} \
+      --json "$dir/step_$i.json" >"$dir/step_$i.log" 2>&1 || say "failed (exit $?): $dir/step_$i.log"
     grep '^batch' "$dir/step_$i.log"
     i=$((i + 1))
   done
@@ -124,14 +131,15 @@ runs = []
 for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[1])):
     result = flags.with_suffix(".json")
     rows = json.loads(result.read_text())["rows"] if result.exists() else []
-    runs.append({"xla_flags": flags.read_text(), "ran": bool(rows),
+    runs.append({"xla_flags": flags.read_text(), "model": flags.with_suffix(".model").read_text(), "ran": bool(rows),
                  "images_per_s": {str(r["batch"]): r["images_per_s"] for r in rows},
                  "compile_s": {str(r["batch"]): r["compile_s"] for r in rows}})
 base = runs[0]["images_per_s"]
 for run in runs:
-    run["vs_no_flags_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
-    print(f"{run['xla_flags'] or '(no flags)'}: " + (", ".join(
-        f"b{b} {v:,.0f} images/s ({run['vs_no_flags_ratio'].get(b, float('nan')):.3f}x, "
+    run["vs_baseline_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
+    name = " ".join(filter(None, (run["xla_flags"], run["model"]))) or "(baseline)"
+    print(f"{name}: " + (", ".join(
+        f"b{b} {v:,.0f} images/s ({run['vs_baseline_ratio'].get(b, float('nan')):.3f}x, "
         f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
 (d / "x_flags.json").write_text(json.dumps(runs, indent=1))

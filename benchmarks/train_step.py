@@ -7,7 +7,8 @@ backward products), counted from the architecture: 11.9 GFLOP per image for Tabl
 
 Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--batches 128 512]
                                      [--dtypes bfloat16 float32] [--cpu-devices 16]
-                                     [--steps-per-call 1 8] [--json FILE] [--profile DIR]
+                                     [--steps-per-call 1 8] [--model NAME=VALUE ...]
+                                     [--json FILE] [--profile DIR]
 --config NAME takes the network of a training configuration (train/configs/NAME.py) and,
 on a host without an accelerator, its cpu_devices; for an ImageNet configuration
 (``--config imagenet34``) it measures the streaming pipeline's step on image_size-pixel
@@ -17,7 +18,8 @@ lax.scan, as `resjax train`'s steps_per_call). --profile traces 5 calls of the l
 size and dtype (first steps-per-call value) with
 jax.profiler and writes DIR/profile_summary.json: the device time per step by kernel,
 its share by kind (convolution and matrix kernels, XLA fusions, copies) and the idle
-time between kernels.
+time between kernels. --model sets network options on top of the chosen network's
+(``--model fusible_relu=true``: values as in ``resjax train --set model.NAME=VALUE``).
 """
 
 from __future__ import annotations
@@ -185,6 +187,8 @@ def main():
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--steps-per-call", type=int, nargs="+", default=[1],
                         help="steps per jitted call (resjax train's steps_per_call), each measured")
+    parser.add_argument("--model", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="network options over the chosen network's, e.g. fusible_relu=true")
     parser.add_argument("--json", help="write the rows as JSON to this file")
     parser.add_argument("--profile", help="trace the last batch size and dtype into this folder")
     args = parser.parse_args()
@@ -206,6 +210,12 @@ def main():
         model_kwargs, name = {}, "Table 1"
     else:
         model_kwargs, name = SMALL, f"scaled-down Table 1 {SMALL}"
+    if args.model:
+        try:  # the configuration's validation: unknown names and bad values refused with a suggestion
+            model_kwargs = TrainConfig(model=model_kwargs).override([f"model.{a}" for a in args.model]).model
+        except ValueError as e:
+            parser.error(f"--model {' '.join(args.model)}: {e}")
+        name += f" with {' '.join(args.model)}"
     dtypes = [d for d in args.dtypes if not (cpu and d == "bfloat16")] if not args.full else args.dtypes
     print(f"{name} on {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
     if cpu and "bfloat16" in args.dtypes and "bfloat16" not in dtypes:

@@ -20,7 +20,9 @@ layer), ``norm="batch"`` (pre-activation blocks BN-ReLU-conv-BN-ReLU-conv).
 ``conv_bias=True`` gives every convolution a per-channel bias, initialised to zero (the
 paper's network has none: without them it is positively homogeneous in its input).
 ``drop_path`` skips residual branches at random in training (stochastic depth; off by
-default), ``float32_head=False`` keeps the head and logits in the compute dtype.
+default), ``float32_head=False`` keeps the head and logits in the compute dtype, and
+``fusible_relu=True`` takes the ReLU's derivative from its output (``relu_from_output``:
+the same numbers, a graph that XLA can fuse into the convolution before it).
 """
 
 from __future__ import annotations
@@ -65,6 +67,29 @@ def block_inits(scheme: str, kernel: int, channels: int, total_blocks: int):
     _v.one_of("init_scheme", scheme, INIT_SCHEMES)
 
 
+@jax.custom_jvp
+def relu_from_output(x: jax.Array) -> jax.Array:
+    """max(x, 0), whose derivative is read from the output: g where max(x, 0) != 0, else 0.
+
+    The same values and gradients as ``jax.nn.relu`` (whose derivative is g where x > 0)
+    for every non-NaN x, 0 at x = 0 included, but the backward pass no longer reads the
+    pre-activation x: when x is a convolution's output, the ReLU is then its only user, the
+    pattern XLA's GPU compiler fuses into the cuDNN convolution (bias and ReLU in its
+    epilogue; ``fusible_relu``). ``!= 0`` rather than ``> 0``: XLA's simplifier rewrites
+    max(x, 0) > 0 into x > 0, which would read x again. At NaN the mask passes g (NaN
+    != 0) where ``jax.nn.relu`` gives 0; the value is NaN either way.
+    """
+    return jnp.maximum(x, 0)
+
+
+relu_from_output.defjvps(lambda g, ans, x: jnp.where(ans != 0, g, jnp.zeros((), g.dtype)))
+
+
+def relu(fusible: bool):
+    """The network's ReLU: ``relu_from_output`` if ``fusible``, else ``jax.nn.relu``."""
+    return relu_from_output if fusible else nn.relu
+
+
 def skip_branch(key: jax.Array, h: jax.Array, drop: float) -> jax.Array:
     """Stochastic depth (Huang et al., 2016): each example's residual branch h (B, ...) is
     zeroed with probability ``drop`` (the block is then exactly the identity) and scaled
@@ -85,6 +110,7 @@ class ResidualBlock(nn.Module):
     total_blocks: int = 1  # L, for init_scheme="fixup"
     conv_bias: bool = False
     drop: float = 0.0  # probability that training skips the branch (stochastic depth)
+    fusible_relu: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -99,11 +125,12 @@ class ResidualBlock(nn.Module):
             kernel_init=inits[i], name=name,
         )
         bn = lambda name: nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name=name)
+        act = relu(self.fusible_relu)
         h = x
         if self.norm == "batch":
-            h = nn.relu(bn("bn1")(h))
+            h = act(bn("bn1")(h))
         h = conv(self.stride, 0, "conv1")(h)
-        h = nn.relu(bn("bn2")(h) if self.norm == "batch" else h)
+        h = act(bn("bn2")(h) if self.norm == "batch" else h)
         h = conv(1, 1, "conv2")(h)
         if not self.shortcut:
             return h
@@ -135,6 +162,10 @@ class ResNet(nn.Module):
         in float32 whatever the compute dtype (default); False keeps them in ``dtype``,
         as a plain bfloat16 implementation would (the precision question of
         docs/section4.md).
+      fusible_relu: the ReLUs take their derivative from their output
+        (``relu_from_output``): the same numbers, and on a GPU XLA can fuse each ReLU
+        (and the bias) into the convolution before it. Off by default until measured on
+        a GPU (issue 10; benchmarks/gpu.sh x).
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
@@ -154,6 +185,7 @@ class ResNet(nn.Module):
     conv_bias: bool = False
     drop_path: float = 0.0
     float32_head: bool = True
+    fusible_relu: bool = False
 
     def __post_init__(self):
         check_options(self)
@@ -171,9 +203,9 @@ class ResNet(nn.Module):
                 depth += 1  # stochastic depth's linear rule: block l of L is skipped with drop_path·l/L
                 x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
                                   self.dtype, total, self.conv_bias, self.drop_path * depth / total,
-                                  name=f"stage{stage}_block{i}")(x, train)
+                                  self.fusible_relu, name=f"stage{stage}_block{i}")(x, train)
         if self.norm == "batch":
-            x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
+            x = relu(self.fusible_relu)(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
         head_dtype = jnp.float32 if self.float32_head else self.dtype
         x = jnp.mean(x.astype(head_dtype), axis=(1, 2))
         if self.head == "trained":
@@ -221,7 +253,7 @@ def check_options(net: "ResNet") -> None:
         raise ValueError(f"drop_path must be a probability in [0, 1), got {net.drop_path!r}.")
     if net.drop_path and not net.shortcut:
         raise ValueError("drop_path skips residual branches: it needs shortcut=True (a plain network has none).")
-    for name in ("shortcut", "conv_bias", "float32_head"):
+    for name in ("shortcut", "conv_bias", "float32_head", "fusible_relu"):
         if not isinstance(getattr(net, name), bool):
             raise TypeError(f"{name} must be true or false, got {getattr(net, name)!r}.")
     _v.one_of("init_scheme", net.init_scheme, INIT_SCHEMES)

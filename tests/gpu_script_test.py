@@ -107,17 +107,19 @@ def test_part_g_trains_paper_with_logits_in_the_compute_dtype(out):
     assert config["model"]["float32_head"] is False and not config["nesterov"] and config["learning_rate"] == 0.05
 
 
-def test_part_x_measures_the_step_under_each_flag_set_against_none(out):
+def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     dest, stdout = out
     runs = json.loads((dest / "x" / "x_flags.json").read_text())
-    assert [r["xla_flags"] for r in runs][0] == "" and len(runs) == 4
+    assert [(r["xla_flags"], r["model"]) for r in runs][:2] == [("", ""), ("", "fusible_relu=true")] and len(runs) == 6
     assert runs[0]["compile_s"]["16"] > 0
-    assert runs[0]["ran"] and runs[0]["vs_no_flags_ratio"] == {"16": 1.0}
-    for r in runs[1:]:
+    assert runs[0]["ran"] and runs[0]["vs_baseline_ratio"] == {"16": 1.0}
+    assert all(r["ran"] for r in runs)  # on CPU the GPU flags are accepted and change nothing
+    for r in runs[2:]:
         assert r["xla_flags"].startswith("--xla_gpu_")
-        assert r["vs_no_flags_ratio"] == ({"16": pytest.approx(r["images_per_s"]["16"] / runs[0]["images_per_s"]["16"])}
-                                          if r["ran"] else {})
-    assert "(no flags): b16" in stdout
+        assert r["vs_baseline_ratio"] == {"16": pytest.approx(r["images_per_s"]["16"] / runs[0]["images_per_s"]["16"])}
+    network = json.loads((dest / "x" / "step_3.json").read_text())["network"]
+    assert network.endswith("with fusible_relu=true")  # the option reached the benchmark's network
+    assert "(baseline): b16" in stdout and "--xla_gpu_experimental_enable_conv_fusion=true fusible_relu=true: b16" in stdout
 
 
 def test_an_unknown_part_is_refused():

@@ -162,3 +162,50 @@ def test_float32_head_sets_the_logits_dtype_and_only_rounds_them(head):
     assert not np.array_equal(np.asarray(low, np.float32), full)  # rounded: a different computation
     with pytest.raises(TypeError, match="float32_head"):
         models.ResNet(float32_head="no")
+
+
+def test_relu_from_output_has_relus_values_and_derivative_zero_included():
+    x = jnp.array([-2.0, -0.0, 0.0, 1e-30, 3.0])
+    for f in (jax.nn.relu, models.relu_from_output):
+        assert np.array_equal(f(x), jax.nn.relu(x))
+    grad = lambda f: jax.vmap(jax.grad(f))(x)
+    np.testing.assert_array_equal(grad(models.relu_from_output), grad(jax.nn.relu))
+    np.testing.assert_array_equal(grad(models.relu_from_output), [0, 0, 0, 1, 1])  # 0 at 0, as jax.nn.relu
+
+
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_fusible_relu_trains_the_same_network_bitwise(norm):
+    kw = dict(num_classes=3, **TINY, conv_bias=True, init_scheme="standard", norm=norm)
+    x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
+    variables = models.ResNet(**kw).init(jax.random.key(0), x)
+
+    def grads(fusible):
+        net = models.ResNet(**kw, fusible_relu=fusible)
+        loss = lambda p: jnp.sum(net.apply({**variables, "params": p}, x, train=True, mutable=["batch_stats"])[0] ** 2)
+        return jax.jit(jax.value_and_grad(loss))(variables["params"])
+
+    (plain_loss, plain), (fused_loss, fused) = grads(False), grads(True)
+    assert plain_loss == fused_loss
+    jax.tree.map(np.testing.assert_array_equal, fused, plain)
+    with pytest.raises(TypeError, match="fusible_relu"):
+        models.ResNet(fusible_relu=1)
+
+
+def test_fusible_relu_leaves_xla_a_convolution_with_the_relu_as_its_only_user():
+    """What makes the GPU fusion possible, read from XLA's optimised graph (here the CPU's):
+    the backward pass's masks compare the ReLU's output, not the pre-activation (conv + bias),
+    which jax.nn.relu's derivative reads (a second user of the convolution)."""
+    import re
+
+    x = jnp.ones((2, 8, 8, 3))
+
+    def mask_operands(fusible):
+        net = models.ResNet(num_classes=3, stem=(3, 4, 1), widths=(4, 8), blocks=(1, 1), strides=(1, 2),
+                            conv_bias=True, fusible_relu=fusible)
+        params = net.init(jax.random.key(0), x)["params"]
+        hlo = jax.jit(jax.grad(lambda p: jnp.sum(net.apply({"params": p}, x) ** 2))).lower(params).compile().as_text()
+        made_by = dict(re.findall(r"%(\S+) = \S+ ([\w-]+)\(", hlo))
+        return [made_by.get(name) for name in re.findall(r"compare\(%([^,)]+)", hlo)]
+
+    assert mask_operands(True).count("maximum") == 2  # one mask per ReLU, read from its output
+    assert mask_operands(False).count("maximum") == 0
