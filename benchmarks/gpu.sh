@@ -22,8 +22,8 @@
 #      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
 #      convolution fusion (elementwise epilogues into the convolutions, forward and
 #      backward), without and with those ReLUs; CUDA graphs over the cuDNN calls too;
-#      autotune level 1 (the compile time). images/s, ratios and compile times in
-#      x_flags.json                                                        ~5-6 min
+#      autotune level 1 (the compile time); the baseline again (the spread between
+#      processes). images/s, ratios and compile times in x_flags.json      ~6-7 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -47,11 +47,13 @@ if [ -n "$TINY" ]; then
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
   XSTEP=(--config tiny --steps 2 --batches 16 --dtypes float32)  # a config's network, with its cpu_devices
 else
-  CEILING=(); STEP=(--full --steps 96 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8)
+  # 288 timed steps (300 for the peers): 1.7 s at batch 128, where 100 steps (0.6-0.9 s)
+  # gave resjax 13,821 and 18,842 images/s in two processes 7 minutes apart
+  CEILING=(); STEP=(--full --steps 288 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8)
   PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
-  STEPS=(--steps 100)
+  STEPS=(--steps 300)
   INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
-  XSTEP=(--full --steps 96 --batches 128 512 --dtypes bfloat16)
+  XSTEP=(--full --steps 288 --batches 128 512 --dtypes bfloat16)
 fi
 # part e's recipe: `fast` plus these (chosen on a CPU proxy, docs/section4.md)
 REGULARISED=(mixup=0.2 ema_decay=0.999)
@@ -107,8 +109,9 @@ step_benchmark() {
 # process conditions. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies only to
 # float16 convolutions (cudnn_fused_conv_rewriter.cc), so it cannot change a bf16 step.
 CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
+# The baseline runs again last: how far two processes of the same step differ.
 X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
-            "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL|" "--xla_gpu_autotune_level=1|")
+            "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL|" "--xla_gpu_autotune_level=1|" "|")
 
 xla_flags() {
   local dir="$DEST/x" i=0 variant flags options

@@ -110,12 +110,14 @@ def test_part_g_trains_paper_with_logits_in_the_compute_dtype(out):
 def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     dest, stdout = out
     runs = json.loads((dest / "x" / "x_flags.json").read_text())
-    assert [(r["xla_flags"], r["model"]) for r in runs][:2] == [("", ""), ("", "fusible_relu=true")] and len(runs) == 6
+    assert [(r["xla_flags"], r["model"]) for r in runs][:2] == [("", ""), ("", "fusible_relu=true")] and len(runs) == 7
     assert runs[0]["compile_s"]["16"] > 0
     assert runs[0]["ran"] and runs[0]["vs_baseline_ratio"] == {"16": 1.0}
     assert all(r["ran"] for r in runs)  # on CPU the GPU flags are accepted and change nothing
-    for r in runs[2:]:
+    assert (runs[-1]["xla_flags"], runs[-1]["model"]) == ("", "")  # the baseline again: the spread between processes
+    for r in runs[2:-1]:
         assert r["xla_flags"].startswith("--xla_gpu_")
+    for r in runs[1:]:
         assert r["vs_baseline_ratio"] == {"16": pytest.approx(r["images_per_s"]["16"] / runs[0]["images_per_s"]["16"])}
     network = json.loads((dest / "x" / "step_3.json").read_text())["network"]
     assert network.endswith("with fusible_relu=true")  # the option reached the benchmark's network
