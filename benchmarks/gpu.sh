@@ -23,7 +23,10 @@
 #      convolution fusion (elementwise epilogues into the convolutions, forward and
 #      backward), without and with those ReLUs; CUDA graphs over the cuDNN calls too;
 #      autotune level 1 (the compile time); the baseline again (the spread between
-#      processes). images/s, ratios and compile times in x_flags.json      ~6-7 min
+#      processes). images/s, ratios and compile times in x/variants.json  ~6-7 min
+#   y  the step of `fast`'s network (batch 128 and 512): with and without its biases,
+#      with the fusible ReLUs, and with those and the convolution fusion (y/variants.json;
+#      for fast's 180 s)                                                      ~4 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -45,7 +48,7 @@ if [ -n "$TINY" ]; then
   CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 4 --batches 16 32 --dtypes float32 --steps-per-call 1 2)
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
-  XSTEP=(--config tiny --steps 2 --batches 16 --dtypes float32)  # a config's network, with its cpu_devices
+  VSTEP=(--steps 2 --batches 16 --dtypes float32); XNET=(--config tiny); YNET=(--config tiny)
 else
   # 288 timed steps (300 for the peers): 1.7 s at batch 128, where 100 steps (0.6-0.9 s)
   # gave resjax 13,821 and 18,842 images/s in two processes 7 minutes apart
@@ -53,7 +56,7 @@ else
   PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
   STEPS=(--steps 300)
   INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
-  XSTEP=(--full --steps 288 --batches 128 512 --dtypes bfloat16)
+  VSTEP=(--steps 288 --batches 128 512 --dtypes bfloat16); XNET=(--full); YNET=(--config fast)
 fi
 # part e's recipe: `fast` plus these (chosen on a CPU proxy, docs/section4.md)
 REGULARISED=(mixup=0.2 ema_decay=0.999)
@@ -105,24 +108,29 @@ step_benchmark() {
   say "report"; $PY benchmarks/step_report.py "$dir"
 }
 
-# part x's variants, "XLA_FLAGS|network options"; the first is the baseline under the same
-# process conditions. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies only to
-# float16 convolutions (cudnn_fused_conv_rewriter.cc), so it cannot change a bf16 step.
+# Step variants, "XLA_FLAGS|network options"; the first of a part is its baseline under
+# the same process conditions. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies
+# only to float16 convolutions (cudnn_fused_conv_rewriter.cc): no change to a bf16 step.
 CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
-# The baseline runs again last: how far two processes of the same step differ.
+# part x (Table 1); its baseline runs again last: how far two processes of one step differ
 X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
             "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL|" "--xla_gpu_autotune_level=1|" "|")
+# part y (fast's network): what its biases cost, and the fusion levers with them
+Y_VARIANTS=("|" "|conv_bias=false" "|fusible_relu=true" "$CONV_FUSION|fusible_relu=true")
 
-xla_flags() {
-  local dir="$DEST/x" i=0 variant flags options
+step_variants() {  # PART NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant
+  local dir="$DEST/$1" i=0 net=() variant flags options
+  shift
+  while [ "$1" != "--" ]; do net+=("$1"); shift; done
+  shift
   mkdir -p "$dir"
-  for variant in "${X_VARIANTS[@]}"; do
+  for variant in "$@"; do
     flags=${variant%%|*} options=${variant#*|}
-    say "step, XLA_FLAGS='$flags', network options '$options'"
+    say "step of ${net[*]}, XLA_FLAGS='$flags', network options '$options'"
     printf '%s' "$flags" >"$dir/step_$i.flags"
     printf '%s' "$options" >"$dir/step_$i.model"
     read -r -a model <<<"$options"
-    XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${XSTEP[@]}" ${options:+--model "${model[@]}"} \
+    XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${net[@]}" "${VSTEP[@]}" ${options:+--model "${model[@]}"} \
       --json "$dir/step_$i.json" >"$dir/step_$i.log" 2>&1 || say "failed (exit $?): $dir/step_$i.log"
     grep '^batch' "$dir/step_$i.log"
     i=$((i + 1))
@@ -145,7 +153,7 @@ for run in runs:
         f"b{b} {v:,.0f} images/s ({run['vs_baseline_ratio'].get(b, float('nan')):.3f}x, "
         f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
-(d / "x_flags.json").write_text(json.dumps(runs, indent=1))
+(d / "variants.json").write_text(json.dumps(runs, indent=1))
 PY
 }
 
@@ -161,7 +169,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|g|x|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|g|x|y|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -174,11 +182,12 @@ for part in "$@"; do
     e) train fast_regularised_seed0 fast 0 "${REGULARISED[@]}" ;;
     f) train fast_drop_path_seed0 fast 0 "${DEEP_DROP[@]}" ;;
     g) train paper_bf16_logits_seed0 paper 0 model.float32_head=false ;;
-    x) xla_flags ;;
+    x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
+    y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, d, e, f, g, x, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, d, e, f, g, x, y, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

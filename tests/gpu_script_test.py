@@ -40,7 +40,8 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "a", "b", "d", "e", "f", "g", "x"], env=env, capture_output=True,
+    parts = ["a", "b", "d", "e", "f", "g", "x", "y"]
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return dest, proc.stdout
@@ -109,7 +110,7 @@ def test_part_g_trains_paper_with_logits_in_the_compute_dtype(out):
 
 def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     dest, stdout = out
-    runs = json.loads((dest / "x" / "x_flags.json").read_text())
+    runs = json.loads((dest / "x" / "variants.json").read_text())
     assert [(r["xla_flags"], r["model"]) for r in runs][:2] == [("", ""), ("", "fusible_relu=true")] and len(runs) == 7
     assert runs[0]["compile_s"]["16"] > 0
     assert runs[0]["ran"] and runs[0]["vs_baseline_ratio"] == {"16": 1.0}
@@ -122,6 +123,16 @@ def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     network = json.loads((dest / "x" / "step_3.json").read_text())["network"]
     assert network.endswith("with fusible_relu=true")  # the option reached the benchmark's network
     assert "(baseline): b16" in stdout and "--xla_gpu_experimental_enable_conv_fusion=true fusible_relu=true: b16" in stdout
+
+
+def test_part_y_measures_fast_networks_biases_and_the_fusion_levers(out):
+    dest, _ = out
+    runs = json.loads((dest / "y" / "variants.json").read_text())
+    assert [(r["xla_flags"], r["model"]) for r in runs] == [
+        ("", ""), ("", "conv_bias=false"), ("", "fusible_relu=true"),
+        ("--xla_gpu_experimental_enable_conv_fusion=true", "fusible_relu=true")]
+    assert all(r["ran"] and r["images_per_s"]["16"] > 0 for r in runs)
+    assert json.loads((dest / "y" / "step_1.json").read_text())["network"].endswith("with conv_bias=false")
 
 
 def test_an_unknown_part_is_refused():
