@@ -24,8 +24,9 @@ Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/
           ema_decay=0.999 (docs/section4.md, "Which regulariser"). Since those runs the
           steps compile while the data is decoded (about 20 s of compiling in the loop
           on the H200 then; how much of it the overlap hides is not yet measured).
-          The step's elementwise work (23% of it on the H200): benchmarks/gpu.sh x
-          measures model.fusible_relu=true and XLA's cuDNN convolution fusion.
+          The step's elementwise work (23% of it on the H200): benchmarks/gpu.sh y
+          measures this network with model.fusible_relu=true and XLA's cuDNN
+          convolution fusion, and without its biases (x: the same on Table 1).
 """
 
 from resjax.train.config import TrainConfig
