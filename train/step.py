@@ -201,7 +201,7 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
             "loss": loss,
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == y),
             "lr": lr(state["step"]),
-            "grad_norm": jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(grads))),
+            "grad_norm": optax.tree.norm(grads),  # the norm clip_by_global_norm computes
         }
         return new, metrics
 
