@@ -165,7 +165,7 @@ class ResNet(nn.Module):
       fusible_relu: the ReLUs take their derivative from their output
         (``relu_from_output``): the same numbers, and on a GPU XLA can fuse each ReLU
         (and the bias) into the convolution before it. Off by default until measured on
-        a GPU (issue 10; benchmarks/gpu.sh x).
+        a GPU (issue 10; benchmarks/gpu.sh x and y).
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
