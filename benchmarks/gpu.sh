@@ -4,8 +4,8 @@
 # summary; run the parts in order (b and c only train).
 #
 #   a  the bf16 matrix-multiply ceiling, the step benchmark of resjax at batch 128 and
-#      512 (bf16) with a profile of one step at 512, both peers side by side
-#      (../shared/bench/peer_step.py, copied to $PEER_STEP), the ratios
+#      512 (bf16) with a profile of one step at 512 and the optimised HLO (a/hlo/), both
+#      peers side by side (../shared/bench/peer_step.py, copied to $PEER_STEP), the ratios
 #      (step_benchmark.json), then one `fast` run (seed 0)            ~6-7 min on an H200
 #   b  the second `fast` seed                                          ~3 min
 #   c  the unchanged `paper` configuration with seed 1                 ~7 min
@@ -23,7 +23,9 @@
 #      convolution fusion (elementwise epilogues into the convolutions, forward and
 #      backward), without and with those ReLUs; CUDA graphs over the cuDNN calls too;
 #      autotune level 1 (the compile time); the baseline again (the spread between
-#      processes). images/s, ratios and compile times in x/variants.json  ~6-7 min
+#      processes). images/s, ratios, compile times, what each compiled step launches
+#      (cuDNN calls, fusions) and its device time by kernel kind (a profile at 512) in
+#      x/variants.json; each step's optimised HLO in x/hlo_N/           ~6-7 min
 #   y  the step of `fast`'s network (batch 128 and 512): with and without its biases,
 #      with the fusible ReLUs, and with those and the convolution fusion (y/variants.json;
 #      for fast's 180 s)                                                      ~4 min
@@ -99,7 +101,8 @@ step_benchmark() {
   local dir="$DEST/a"
   mkdir -p "$dir"
   say "ceiling"; $PY benchmarks/ceiling.py "${CEILING[@]}" --json "$dir/ceiling.json"
-  say "resjax step"; $PY benchmarks/train_step.py "${STEP[@]}" --json "$dir/train_step.json" --profile "$dir/profile"
+  say "resjax step"; $PY benchmarks/train_step.py "${STEP[@]}" --json "$dir/train_step.json" --profile "$dir/profile" \
+    --hlo "$dir/hlo"
   if [ -f "$PEER_STEP" ]; then
     say "peers"; $PY "$PEER_STEP" "${PEERS[@]}" "${STEPS[@]}" --out "$dir"
   else
@@ -131,8 +134,9 @@ step_variants() {  # PART NETWORK_ARGS... -- VARIANTS...: one train_step.py proc
     printf '%s' "$options" >"$dir/step_$i.model"
     read -r -a model <<<"$options"
     XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${net[@]}" "${VSTEP[@]}" ${options:+--model "${model[@]}"} \
-      --json "$dir/step_$i.json" >"$dir/step_$i.log" 2>&1 || say "failed (exit $?): $dir/step_$i.log"
-    grep '^batch' "$dir/step_$i.log"
+      --json "$dir/step_$i.json" --profile "$dir/profile_$i" --hlo "$dir/hlo_$i" >"$dir/step_$i.log" 2>&1 \
+      || say "failed (exit $?): $dir/step_$i.log"
+    grep -A1 '^batch' "$dir/step_$i.log"
     i=$((i + 1))
   done
   $PY - "$dir" <<'PY'
@@ -142,9 +146,13 @@ runs = []
 for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[1])):
     result = flags.with_suffix(".json")
     rows = json.loads(result.read_text())["rows"] if result.exists() else []
+    profile = d / f"profile_{flags.stem.split('_')[1]}" / "profile_summary.json"
+    kinds = json.loads(profile.read_text()).get("kinds_us", {}) if profile.exists() else {}
     runs.append({"xla_flags": flags.read_text(), "model": flags.with_suffix(".model").read_text(), "ran": bool(rows),
                  "images_per_s": {str(r["batch"]): r["images_per_s"] for r in rows},
-                 "compile_s": {str(r["batch"]): r["compile_s"] for r in rows}})
+                 "compile_s": {str(r["batch"]): r["compile_s"] for r in rows},
+                 "hlo_ops": {str(r["batch"]): r["hlo_ops"] for r in rows},
+                 "profile_ms_per_step": {kind: us / 1e3 for kind, us in kinds.items()}})  # the largest batch
 base = runs[0]["images_per_s"]
 for run in runs:
     run["vs_baseline_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
@@ -153,6 +161,8 @@ for run in runs:
         f"b{b} {v:,.0f} images/s ({run['vs_baseline_ratio'].get(b, float('nan')):.3f}x, "
         f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
+    if run["profile_ms_per_step"]:
+        print("  device ms per step: " + ", ".join(f"{k} {v:.2f}" for k, v in run["profile_ms_per_step"].items()))
 (d / "variants.json").write_text(json.dumps(runs, indent=1))
 PY
 }

@@ -8,7 +8,7 @@ backward products), counted from the architecture: 11.9 GFLOP per image for Tabl
 Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--batches 128 512]
                                      [--dtypes bfloat16 float32] [--cpu-devices 16]
                                      [--steps-per-call 1 8] [--model NAME=VALUE ...]
-                                     [--json FILE] [--profile DIR]
+                                     [--json FILE] [--profile DIR] [--hlo DIR]
 --config NAME takes the network of a training configuration (train/configs/NAME.py) and,
 on a host without an accelerator, its cpu_devices; for an ImageNet configuration
 (``--config imagenet34``) it measures the streaming pipeline's step on image_size-pixel
@@ -18,7 +18,9 @@ lax.scan, as `resjax train`'s steps_per_call). --profile traces 5 calls of the l
 size and dtype (first steps-per-call value) with
 jax.profiler and writes DIR/profile_summary.json: the device time per step by kernel,
 its share by kind (convolution and matrix kernels, XLA fusions, copies) and the idle
-time between kernels. --model sets network options on top of the chosen network's
+time between kernels. Each row counts what the compiled step launches (``hlo_ops``:
+cuDNN convolution calls, XLA fusions by kind; printed as "launches"); --hlo writes each
+compiled step's optimised HLO text into DIR. --model sets network options on top of the chosen network's
 (``--model fusible_relu=true``: values as in ``resjax train --set model.NAME=VALUE``).
 """
 
@@ -30,6 +32,7 @@ import dataclasses
 import gzip
 import json
 import pathlib
+import re
 import time
 
 import jax
@@ -58,11 +61,12 @@ def train_flops_per_image(model: models.ResNet, size: int = 32) -> float:
 
 def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int = 1, size: int = 32,
           streamed: bool = False):
-    """The jitted step of `resjax train` on random uint8 images of ``size`` pixels a side
-    (``per_call`` steps per call, as steps_per_call does), and a function making ``n`` calls
-    from the current state (blocking at the end). ``streamed``: the streaming pipeline's
-    step, whose batches arrive augmented (imagenet34); else the device pipeline's, which
-    gathers and augments on the device."""
+    """The step of `resjax train`, compiled ahead of time for random uint8 images of ``size``
+    pixels a side (``per_call`` steps per call, as steps_per_call does): (the network, a
+    function making ``n`` calls from the current state and blocking at the end, the
+    compile's seconds, the compiled step's optimised HLO). ``streamed``: the streaming
+    pipeline's step, whose batches arrive augmented (imagenet34); else the device
+    pipeline's, which gathers and augments on the device."""
     every = {k: per_call for k in ("steps", "log_every", "eval_every", "checkpoint_every")}  # only divisibility matters
     cfg = dataclasses.replace(TrainConfig(), model=model_kwargs, batch_size=batch, compute_dtype=dtype,
                               steps_per_call=per_call, **every)
@@ -88,32 +92,36 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
         key = jax.device_put(jax.random.key(1), rep)
         calls = [(images, labels, jax.device_put(rng.integers(0, 4096, (*lead, batch)).astype(np.int32), shard), key,
                   norm) for _ in range(max(steps, 5))]
+    began = time.perf_counter()
+    compiled = fn.lower(state, *calls[0]).compile()  # ahead of time, as `resjax train` compiles its step
+    compile_s = time.perf_counter() - began
     box = {"state": state}
 
     def run(n: int) -> None:
         for i in range(n):
-            box["state"], m = fn(box["state"], *calls[i % len(calls)])
+            box["state"], m = compiled(box["state"], *calls[i % len(calls)])
         jax.block_until_ready(m)
 
-    return model, run
+    return model, run, compile_s, compiled.as_text()
 
 
 def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str | None = None,
-            per_call: int = 1, size: int = 32, streamed: bool = False) -> dict:
-    """Timed steps (``steps`` of them, in calls of ``per_call``) after a compile and warm-up."""
+            per_call: int = 1, size: int = 32, streamed: bool = False, hlo: str | None = None) -> dict:
+    """Timed steps (``steps`` of them, in calls of ``per_call``) after a compile and warm-up;
+    ``hlo``: a folder for the compiled step's optimised HLO."""
     calls = max(1, steps // per_call)
-    model, run = build(model_kwargs, batch, dtype, calls, per_call, size, streamed)
-    t = time.perf_counter()
-    run(1)
-    compile_s = time.perf_counter() - t
-    run(max(1, 5 // per_call))  # warm up
+    model, run, compile_s, text = build(model_kwargs, batch, dtype, calls, per_call, size, streamed)
+    if hlo:
+        pathlib.Path(hlo).mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(hlo) / f"step_b{batch}_{dtype}_x{per_call}.hlo.txt").write_text(text)
+    run(1 + max(1, 5 // per_call))  # warm up
     t = time.perf_counter()
     run(calls)
     seconds = (time.perf_counter() - t) / (calls * per_call)
     flops = train_flops_per_image(model, size) * batch
     row = {"batch": batch, "dtype": dtype, "steps_per_call": per_call, "images_per_s": batch / seconds,
            "tflops": flops / seconds / 1e12, "gflop_per_image": flops / batch / 1e9, "step_ms": seconds * 1e3,
-           "compile_s": compile_s}
+           "compile_s": compile_s, "hlo_ops": hlo_ops(text)}
     if profile:
         try:
             with jax.profiler.trace(profile, create_perfetto_trace=True):
@@ -125,6 +133,48 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str
         (pathlib.Path(profile) / "profile_summary.json").write_text(json.dumps(summary, indent=1))
         print_profile(summary)
     return row
+
+
+NOT_LAUNCHED = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "opt-barrier"}  # no kernel
+
+
+def hlo_ops(text: str) -> dict[str, int]:
+    """What a compiled step launches, from its optimised HLO text: the instructions of the
+    entry computation, of its loops' bodies (a scanned step's) and of the computations it
+    calls (CUDA graphs: XLA's command buffers), counted by opcode,
+    fusions by kind (``fusion/kLoop``; a custom fusion by its backend kind, e.g.
+    ``fusion/__cudnn$fusion``) and custom calls by target (``custom-call/__cudnn$convForward``).
+    Most common first; instructions that launch no kernel (NOT_LAUNCHED) left out."""
+    computations, name = {}, None
+    for line in text.splitlines():
+        head = re.match(r"(ENTRY )?%(\S+) .*\{$", line)
+        if head:
+            name = "ENTRY" if head.group(1) else head.group(2)
+            computations[name] = []
+        elif line == "}":
+            name = None
+        elif name:
+            computations[name].append(line)
+    counts, todo, seen = collections.Counter(), ["ENTRY"], set()
+    while todo:
+        lines = computations.get(todo.pop(), [])
+        for line in lines:
+            op = re.search(r" = .*?([a-z][a-z0-9-]*)\(", line)
+            if not op:
+                continue
+            op, detail = op.group(1), None
+            if op in NOT_LAUNCHED:
+                continue
+            if op == "fusion":
+                detail = (re.search(r'"kind":"(__[^"]+)"', line) or re.search(r"kind=(k\w+)", line)).group(1)
+            elif op == "custom-call":
+                detail = re.search(r'custom_call_target="([^"]+)"', line).group(1)
+            counts[f"{op}/{detail}" if detail else op] += 1
+            for body in re.findall(r"(?:body|to_apply)=%([\w.-]+)", line) if op in ("while", "call") else ():
+                if body not in seen:
+                    seen.add(body)
+                    todo.append(body)
+    return dict(counts.most_common())
 
 
 KINDS = (  # (kind, substrings of a kernel name), first match wins
@@ -191,6 +241,7 @@ def main():
                         help="network options over the chosen network's, e.g. fusible_relu=true")
     parser.add_argument("--json", help="write the rows as JSON to this file")
     parser.add_argument("--profile", help="trace the last batch size and dtype into this folder")
+    parser.add_argument("--hlo", help="write each compiled step's optimised HLO into this folder")
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: expected at least 1 timed step.")
@@ -226,11 +277,12 @@ def main():
             for per_call in args.steps_per_call:
                 last = (batch, dtype, per_call) == (args.batches[-1], dtypes[-1], args.steps_per_call[0])
                 r = measure(model_kwargs, batch, dtype, args.steps, args.profile if last else None, per_call,
-                            size, streamed)
+                            size, streamed, args.hlo)
                 rows.append(r)
                 print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call: {r['images_per_s']:10,.0f} images/s  "
                       f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step, "
                       f"compiled in {r['compile_s']:.1f} s)", flush=True)
+                print("  launches: " + ", ".join(f"{n} {op}" for op, n in list(r["hlo_ops"].items())[:6]))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"network": name, "device": jax.devices()[0].device_kind, "devices": jax.device_count(),

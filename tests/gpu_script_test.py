@@ -120,6 +120,11 @@ def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
         assert r["xla_flags"].startswith("--xla_gpu_")
     for r in runs[1:]:
         assert r["vs_baseline_ratio"] == {"16": pytest.approx(r["images_per_s"]["16"] / runs[0]["images_per_s"]["16"])}
+    for i, r in enumerate(runs):  # what each compiled step launches, its HLO and its profile
+        assert r["hlo_ops"]["16"].get("convolution", 0) + r["hlo_ops"]["16"].get("fusion/kLoop", 0) > 0
+        assert "ENTRY" in (dest / "x" / f"hlo_{i}" / "step_b16_float32_x1.hlo.txt").read_text()
+        assert json.loads((dest / "x" / f"profile_{i}" / "profile_summary.json").read_text())["batch"] == 16
+    assert "  launches: " in stdout
     network = json.loads((dest / "x" / "step_3.json").read_text())["network"]
     assert network.endswith("with fusible_relu=true")  # the option reached the benchmark's network
     assert "(baseline): b16" in stdout and "--xla_gpu_experimental_enable_conv_fusion=true fusible_relu=true: b16" in stdout
@@ -164,6 +169,38 @@ def test_profile_summary_splits_device_time_by_kernel_kind_and_finds_idle_time()
     assert s["kinds_us"] == {"convolution/matmul": 60, "XLA fusion/other": 20, "copy": 10}
     assert s["step_device_busy_us"] == 90 and s["step_device_span_us"] == 110 and s["step_idle_us"] == 20
     assert train_step.summarise_trace({"traceEvents": meta}, steps=1)["device_events"] == 0
+
+
+GPU_HLO = """HloModule jit_train_step, is_scheduled=true
+
+%fused_select (param_0: bf16[8,4,4,16]) -> bf16[8,4,4,16] {
+  %param_0 = bf16[8,4,4,16]{3,2,1,0} parameter(0)
+  ROOT %max = bf16[8,4,4,16]{3,2,1,0} maximum(%param_0, %param_0)
+}
+
+%body (p: (s32[], f32[16])) -> (s32[], f32[16]) {
+  %p = (s32[], f32[16]{0}) parameter(0)
+  %c = s32[] constant(1)
+  ROOT %custom-call.2 = (s32[], f32[16]{0}) custom-call(%p), custom_call_target="__cudnn$convForward"
+}
+
+ENTRY %main.9 (x: bf16[8,4,4,16], w: bf16[16,3,3,16]) -> bf16[8,4,4,16] {
+  %x = bf16[8,4,4,16]{3,2,1,0} parameter(0), metadata={op_name="x"}
+  %w = bf16[16,3,3,16]{3,2,1,0} parameter(1)
+  %custom-call.1 = (bf16[8,4,4,16]{3,2,1,0}, u8[0]{0}) custom-call(%x, %w), window={size=3x3 pad=1_1x1_1}, custom_call_target="__cudnn$convBiasActivationForward", metadata={op_name="jit(train_step)/conv(x)"}
+  %get-tuple-element.1 = bf16[8,4,4,16]{3,2,1,0} get-tuple-element(%custom-call.1), index=0
+  %loop_select_fusion = bf16[8,4,4,16]{3,2,1,0} fusion(%get-tuple-element.1), kind=kLoop, calls=%fused_select
+  %cudnn = bf16[8,4,4,16]{3,2,1,0} fusion(%x, %w), kind=kCustom, calls=%fused_select, backend_config={"fusion_backend_config":{"kind":"__cudnn$fusion"}}
+  %while.1 = (s32[], f32[16]{0}) while(%t), condition=%cond, body=%body, backend_config={"known_trip_count":{"n":"4"}}
+  ROOT %bitcast = bf16[8,4,4,16]{3,2,1,0} bitcast(%loop_select_fusion)
+}
+"""
+
+
+def test_hlo_ops_counts_what_a_compiled_step_launches():
+    assert train_step.hlo_ops(GPU_HLO) == {
+        "custom-call/__cudnn$convBiasActivationForward": 1, "fusion/kLoop": 1, "fusion/__cudnn$fusion": 1,
+        "while": 1, "custom-call/__cudnn$convForward": 1}  # the while's body counted, no parameters or bitcasts
 
 
 def test_part_i_measures_the_imagenet34_step_and_the_pipeline_from_it(tmp_path):
