@@ -4,7 +4,7 @@
 # summary; run the parts in order (b and c only train).
 #
 #   a  the bf16 matrix-multiply ceiling, the step benchmark of resjax at batch 128 and
-#      512 (bf16) with a profile of one step at 512 and the optimised HLO (a/hlo/), both
+#      512 (bf16) with a profile of each and the optimised HLO (a/hlo/), both
 #      peers side by side (../shared/bench/peer_step.py, copied to $PEER_STEP), the ratios
 #      (step_benchmark.json), then one `fast` run (seed 0)            ~6-7 min on an H200
 #   b  the second `fast` seed                                          ~3 min
@@ -24,7 +24,7 @@
 #      backward), without and with those ReLUs; CUDA graphs over the cuDNN calls too;
 #      autotune level 1 (the compile time); the baseline again (the spread between
 #      processes). images/s, ratios, compile times, what each compiled step launches
-#      (cuDNN calls, fusions) and its device time by kernel kind (a profile at 512) in
+#      (cuDNN calls, fusions) and its device time by kernel kind (a profile) in
 #      x/variants.json; each step's optimised HLO in x/hlo_N/           ~6-7 min
 #   y  the step of `fast`'s network (batch 128 and 512): with and without its biases,
 #      with the fusible ReLUs, and with those and the convolution fusion (y/variants.json;
@@ -146,13 +146,11 @@ runs = []
 for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[1])):
     result = flags.with_suffix(".json")
     rows = json.loads(result.read_text())["rows"] if result.exists() else []
-    profile = d / f"profile_{flags.stem.split('_')[1]}" / "profile_summary.json"
-    kinds = json.loads(profile.read_text()).get("kinds_us", {}) if profile.exists() else {}
     runs.append({"xla_flags": flags.read_text(), "model": flags.with_suffix(".model").read_text(), "ran": bool(rows),
                  "images_per_s": {str(r["batch"]): r["images_per_s"] for r in rows},
                  "compile_s": {str(r["batch"]): r["compile_s"] for r in rows},
                  "hlo_ops": {str(r["batch"]): r["hlo_ops"] for r in rows},
-                 "profile_ms_per_step": {kind: us / 1e3 for kind, us in kinds.items()}})  # the largest batch
+                 "profile_us": {str(r["batch"]): r["profile_us"] for r in rows if "profile_us" in r}})
 base = runs[0]["images_per_s"]
 for run in runs:
     run["vs_baseline_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
@@ -161,8 +159,9 @@ for run in runs:
         f"b{b} {v:,.0f} images/s ({run['vs_baseline_ratio'].get(b, float('nan')):.3f}x, "
         f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
-    if run["profile_ms_per_step"]:
-        print("  device ms per step: " + ", ".join(f"{k} {v:.2f}" for k, v in run["profile_ms_per_step"].items()))
+    for b, p in run["profile_us"].items():
+        print(f"  b{b}, device ms per step: idle {p['step_idle_us'] / 1e3:.2f}, "
+              + ", ".join(f"{k} {v / 1e3:.2f}" for k, v in p["kinds_us"].items()))
 (d / "variants.json").write_text(json.dumps(runs, indent=1))
 PY
 }

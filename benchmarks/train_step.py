@@ -14,11 +14,11 @@ on a host without an accelerator, its cpu_devices; for an ImageNet configuration
 (``--config imagenet34``) it measures the streaming pipeline's step on image_size-pixel
 batches (the host's decoding is benchmarks/input_pipeline.py's part). --json writes the rows (and the
 device) as JSON. --steps-per-call measures each count of steps per jitted call (a
-lax.scan, as `resjax train`'s steps_per_call). --profile traces 5 calls of the last batch
-size and dtype (first steps-per-call value) with
-jax.profiler and writes DIR/profile_summary.json: the device time per step by kernel,
-its share by kind (convolution and matrix kernels, XLA fusions, copies) and the idle
-time between kernels. Each row counts what the compiled step launches (``hlo_ops``:
+lax.scan, as `resjax train`'s steps_per_call). --profile traces 5 calls of each batch
+size and dtype (first steps-per-call value) with jax.profiler and writes
+DIR/b{BATCH}_{DTYPE}/profile_summary.json: the device time per step by kernel, its share
+by kind (convolution and matrix kernels, XLA fusions, copies) and the idle time between
+kernels (also in the row, as ``profile_us``). Each row counts what the compiled step launches (``hlo_ops``:
 cuDNN convolution calls, XLA fusions by kind; printed as "launches"); --hlo writes each
 compiled step's optimised HLO text into DIR. --model sets network options on top of the chosen network's
 (``--model fusible_relu=true``: values as in ``resjax train --set model.NAME=VALUE``).
@@ -108,7 +108,9 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
 def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str | None = None,
             per_call: int = 1, size: int = 32, streamed: bool = False, hlo: str | None = None) -> dict:
     """Timed steps (``steps`` of them, in calls of ``per_call``) after a compile and warm-up;
-    ``hlo``: a folder for the compiled step's optimised HLO."""
+    ``profile``: a folder for a trace of 5 more calls and its summary (the row gets the
+    device time by kind as ``profile_us``); ``hlo``: a folder for the compiled step's
+    optimised HLO."""
     calls = max(1, steps // per_call)
     model, run, compile_s, text = build(model_kwargs, batch, dtype, calls, per_call, size, streamed)
     if hlo:
@@ -132,6 +134,8 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str
             summary = {**row, "device_events": 0, "note": f"profiling failed: {type(e).__name__}: {e}"}
         (pathlib.Path(profile) / "profile_summary.json").write_text(json.dumps(summary, indent=1))
         print_profile(summary)
+        if summary["device_events"]:
+            row["profile_us"] = {k: summary[k] for k in ("step_device_busy_us", "step_idle_us", "kinds_us")}
     return row
 
 
@@ -190,7 +194,8 @@ def kernel_kind(name: str) -> str:
 
 def summarise_trace(trace: dict, steps: int) -> dict:
     """Device time per step from a perfetto trace (jax.profiler): per kernel, per kind, and
-    the device's idle time inside the traced window (launch and host gaps). Events of
+    the device's idle time inside the traced window (launch and host gaps: the time no
+    kernel runs, so kernels that overlap on several streams hide no gap). Events of
     processes named /device:... only; a CPU-only trace has none."""
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
     names = {e["pid"]: e.get("args", {}).get("name", "") for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
@@ -201,13 +206,16 @@ def summarise_trace(trace: dict, steps: int) -> dict:
     for e in device:
         per_kernel[e["name"]] += e["dur"] / steps
         per_kind[kernel_kind(e["name"])] += e["dur"] / steps
-    busy = sum(per_kernel.values())
-    span = (max(e["ts"] + e["dur"] for e in device) - min(e["ts"] for e in device)) / steps
+    covered, end = 0.0, -float("inf")  # the union of the kernels' intervals: overlapping streams count once
+    for e in sorted(device, key=lambda e: e["ts"]):
+        covered += max(0.0, e["ts"] + e["dur"] - max(e["ts"], end))
+        end = max(end, e["ts"] + e["dur"])
+    span = (end - min(e["ts"] for e in device)) / steps
     return {
         "device_events": len(device),
-        "step_device_busy_us": busy,
+        "step_device_busy_us": sum(per_kernel.values()),
         "step_device_span_us": span,
-        "step_idle_us": max(span - busy, 0.0),
+        "step_idle_us": span - covered / steps,
         "kinds_us": dict(per_kind.most_common()),
         "top_kernels_us": dict(per_kernel.most_common(30)),
     }
@@ -240,7 +248,7 @@ def main():
     parser.add_argument("--model", nargs="+", default=[], metavar="NAME=VALUE",
                         help="network options over the chosen network's, e.g. fusible_relu=true")
     parser.add_argument("--json", help="write the rows as JSON to this file")
-    parser.add_argument("--profile", help="trace the last batch size and dtype into this folder")
+    parser.add_argument("--profile", help="trace each batch size and dtype into a folder of this one")
     parser.add_argument("--hlo", help="write each compiled step's optimised HLO into this folder")
     args = parser.parse_args()
     if args.steps < 1:
@@ -275,9 +283,9 @@ def main():
     for batch in args.batches:
         for dtype in dtypes:
             for per_call in args.steps_per_call:
-                last = (batch, dtype, per_call) == (args.batches[-1], dtypes[-1], args.steps_per_call[0])
-                r = measure(model_kwargs, batch, dtype, args.steps, args.profile if last else None, per_call,
-                            size, streamed, args.hlo)
+                traced = args.profile and per_call == args.steps_per_call[0]
+                r = measure(model_kwargs, batch, dtype, args.steps, traced and f"{args.profile}/b{batch}_{dtype}",
+                            per_call, size, streamed, args.hlo)
                 rows.append(r)
                 print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call: {r['images_per_s']:10,.0f} images/s  "
                       f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step, "

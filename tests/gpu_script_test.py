@@ -56,8 +56,9 @@ def test_part_a_measures_resjax_and_the_peers_side_by_side(out):
         assert entry["resjax_images_per_s"] > 0 and 0 < entry["resjax_ceiling_fraction"]
         assert entry["resjax_vs_jax_peer_ratio"] == pytest.approx(
             entry["resjax_images_per_s"] / entry["jax_peer_images_per_s"])
-    profile = json.loads((dest / "a" / "profile" / "profile_summary.json").read_text())
-    assert profile["batch"] == 32 and "note" in profile  # a CPU trace has no device events
+    for batch in (16, 32):  # each batch size profiled
+        profile = json.loads((dest / "a" / "profile" / f"b{batch}_float32" / "profile_summary.json").read_text())
+        assert profile["batch"] == batch and "note" in profile  # a CPU trace has no device events
     assert "jax_peer x" in stdout
 
 
@@ -123,7 +124,8 @@ def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     for i, r in enumerate(runs):  # what each compiled step launches, its HLO and its profile
         assert r["hlo_ops"]["16"].get("convolution", 0) + r["hlo_ops"]["16"].get("fusion/kLoop", 0) > 0
         assert "ENTRY" in (dest / "x" / f"hlo_{i}" / "step_b16_float32_x1.hlo.txt").read_text()
-        assert json.loads((dest / "x" / f"profile_{i}" / "profile_summary.json").read_text())["batch"] == 16
+        summary = dest / "x" / f"profile_{i}" / "b16_float32" / "profile_summary.json"
+        assert json.loads(summary.read_text())["batch"] == 16 and r["profile_us"] == {}  # no device events on CPU
     assert "  launches: " in stdout
     network = json.loads((dest / "x" / "step_3.json").read_text())["network"]
     assert network.endswith("with fusible_relu=true")  # the option reached the benchmark's network
@@ -169,6 +171,10 @@ def test_profile_summary_splits_device_time_by_kernel_kind_and_finds_idle_time()
     assert s["kinds_us"] == {"convolution/matmul": 60, "XLA fusion/other": 20, "copy": 10}
     assert s["step_device_busy_us"] == 90 and s["step_device_span_us"] == 110 and s["step_idle_us"] == 20
     assert train_step.summarise_trace({"traceEvents": meta}, steps=1)["device_events"] == 0
+    # a kernel on a second stream overlapping the first: busy counts it, the idle gap stays
+    overlap = events + [{"ph": "X", "pid": 1, "name": "Memset", "ts": 150, "dur": 40}]
+    s = train_step.summarise_trace({"traceEvents": overlap}, steps=2)
+    assert s["step_device_busy_us"] == 110 and s["step_idle_us"] == 20
 
 
 GPU_HLO = """HloModule jit_train_step, is_scheduled=true
