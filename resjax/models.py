@@ -42,10 +42,14 @@ NORMS = (None, "batch")
 HEADS = ("fixed", "trained")
 
 
+def paper_std(kernel: int, channels: int, residual: bool) -> float:
+    """σ = 1/(k²c) (residual) or 1/(k√c) (standard), Section 4."""
+    return 1.0 / (kernel**2 * channels) if residual else 1.0 / (kernel * math.sqrt(channels))
+
+
 def paper_init(kernel: int, channels: int, residual: bool):
-    """N(0, σ²) with σ = 1/(k²c) (residual) or 1/(k√c) (standard), Section 4."""
-    std = 1.0 / (kernel**2 * channels) if residual else 1.0 / (kernel * math.sqrt(channels))
-    return nn.initializers.normal(stddev=std)
+    """N(0, σ²) with σ = paper_std(...), Section 4."""
+    return nn.initializers.normal(stddev=paper_std(kernel, channels, residual))
 
 
 def block_inits(scheme: str, kernel: int, channels: int, total_blocks: int):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from resjax.train import step
+from resjax.train import order, step
 from resjax.train.config import TrainConfig
 
 NORM = (jnp.zeros(3), jnp.ones(3))  # the steps' pixel statistics (mean, std): images as they are
@@ -57,6 +57,38 @@ def test_augmentation_crops_and_flips_within_the_padding():
     # every output pixel is zero padding or a pixel of the same image
     for o, i in zip(np.asarray(out), np.asarray(images)):
         assert set(map(tuple, o.reshape(-1, 3))) <= set(map(tuple, i.reshape(-1, 3))) | {(0, 0, 0)}
+
+
+def test_alternating_flips_mirror_each_image_in_every_other_epoch_and_keep_the_crops():
+    n, batch = 12, 8  # 3 epochs in 4.5 steps: batches straddle epoch boundaries
+    images = jax.random.randint(jax.random.key(1), (n, 8, 8, 3), 0, 256).astype(jnp.uint8)
+    labels = jnp.arange(n)
+    alternating = TrainConfig(flip="alternating", seed=5)
+    seen = {}  # record -> orientation in each epoch
+    for s in range(4):
+        idx = jnp.asarray((np.arange(batch) + 5 * s) % n)  # any order: flips follow (record, epoch)
+        x, y = step.training_batch(alternating, images, labels, idx, jax.random.key(0), s)
+        plain, _ = step.training_batch(TrainConfig(seed=5), images, labels, idx, jax.random.key(0), s)
+        crops = step.augment(jax.random.fold_in(jax.random.key(0), s), images[idx], jnp.zeros(batch, bool))
+        np.testing.assert_array_equal(y, labels[idx])
+        epochs = (s * batch + np.arange(batch)) // n
+        flips = order.alternating_flips(5, np.asarray(idx), epochs)
+        for i, f in enumerate(flips):  # the crops of flip="random", mirrored exactly where the order says
+            np.testing.assert_array_equal(x[i], crops[i][:, ::-1] if f else crops[i])
+            assert np.array_equal(plain[i], crops[i]) or np.array_equal(plain[i], crops[i][:, ::-1])
+            seen.setdefault(int(idx[i]), {})[int(epochs[i])] = bool(f)
+    pairs = [(by[e], by[e + 1]) for by in seen.values() for e in by if e + 1 in by]
+    assert len(pairs) >= 8 and all(a != b for a, b in pairs)  # seen both ways in consecutive epochs
+
+
+def test_alternating_flips_are_one_function_on_the_host_and_the_device():
+    records = np.arange(50_000)
+    host = order.first_flip(7, records)
+    np.testing.assert_array_equal(host, np.asarray(order.first_flip(7, jnp.asarray(records), jnp)))
+    assert 0.49 < host.mean() < 0.51 and 0.49 < np.mean(host[1:] == host[:-1]) < 0.51  # balanced, no runs
+    np.testing.assert_array_equal(order.alternating_flips(7, records, 1), ~host)
+    np.testing.assert_array_equal(order.alternating_flips(7, records, 4), host)
+    assert not np.array_equal(order.first_flip(8, records), host)  # another seed, other images
 
 
 def test_flip_evaluation_averages_the_logits_of_the_image_and_its_mirror():

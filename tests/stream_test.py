@@ -220,6 +220,20 @@ def test_each_image_s_crop_depends_on_its_stream_position_not_on_who_reads_it(im
     assert [order.Shard(4, 8, 1)(j) for j in range(6)] == [4, 5, 6, 7, 12, 13]
 
 
+def test_alternating_flips_on_the_host_mirror_the_random_flips_crops_by_record_and_epoch(folder):
+    train = records.open_folder(folder, "train")
+    n = len(train)
+    alternating = transforms.Element(train, "cifar", (8, 8, 3), seed=2, flip="alternating")
+    for position in (0, 5, n + 5, 2 * n + 1):
+        record, epoch = order.record(2, position, n), position // n
+        (data, _), name = train[record], train.name(record)
+        image = transforms.decode(transforms.open_image(data, name), name)
+        unflipped = transforms.pad_crop(np.random.default_rng([2, position]), image)  # flip="random"'s crop
+        mirrored = bool(order.alternating_flips(2, record, epoch))
+        np.testing.assert_array_equal(alternating(position)["image"], unflipped[:, ::-1] if mirrored else unflipped)
+        assert alternating(position)["label"] == train.labels[record]
+
+
 def test_scaled_jpeg_decoding_gives_the_crop_that_full_decoding_gives(tmp_path):
     """A crop at least twice the output size lets the decoder scale down first (Pillow's draft):
     the result must be the same picture as decoding in full, to within resampling."""

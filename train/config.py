@@ -32,8 +32,10 @@ LR_SCHEDULES = ("piecewise", "cosine", "exponential")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 PIPELINES = ("auto", "device", "stream")
 AUGMENTATIONS = ("cifar", "imagenet")
+FLIPS = ("random", "alternating")
+STEM_INITS = ("random", "whitening")
 CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES, "input_pipeline": PIPELINES,
-           "augmentation": AUGMENTATIONS}
+           "augmentation": AUGMENTATIONS, "flip": FLIPS, "stem_init": STEM_INITS}
 # Fields that change what is logged and saved, never the trained parameters: a resumed
 # run may change them freely (resjax.train.workdir).
 BOOKKEEPING = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "loader_workers")
@@ -52,6 +54,10 @@ class ConfigError(ValueError):
 class TrainConfig:
     # model (resjax.models.ResNet options; empty means Table 1)
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # "random": the network's own initialisation of the stem; "whitening": its filters along
+    # the principal directions of the training images' patches, at the same output scale
+    # (resjax.train.whitening; the training set in memory: the device pipeline)
+    stem_init: Literal[STEM_INITS] = "random"
     num_classes: Positive = 10
     # data: an image folder (directory or .tar.gz per split, or a directory holding
     # train.tar.gz and test.tar.gz), "tfds:NAME", or "digits" (the embedded default)
@@ -63,6 +69,10 @@ class TrainConfig:
     # image_size for training, resize and centre crop for evaluation (streaming only)
     augmentation: Literal[AUGMENTATIONS] = "cifar"
     image_size: Positive = 224  # the side of augmentation="imagenet"'s crops
+    # with augment: "random" mirrors each training image with probability 1/2 at every
+    # step; "alternating" mirrors it in every other epoch, from a random first orientation
+    # (Jordan, 2024), so that it is seen both ways in every two epochs (resjax.train.order)
+    flip: Literal[FLIPS] = "random"
     # with augment: in every training image a cutout x cutout square around a random centre
     # is set to the mean pixel (DeVries & Taylor, 2017); 0: none
     cutout: Annotated[int, Field(ge=0, lt=2**31)] = 0

@@ -43,6 +43,7 @@ from . import records as records_mod
 from . import step as step_mod
 from . import stream
 from . import transforms
+from . import whitening
 from . import workdir as workdir_mod
 from .config import TrainConfig
 
@@ -107,7 +108,8 @@ def validate(config: TrainConfig, class_names, labels, shape) -> None:
     """The rules that need the data and the devices, checked before anything compiles:
     num_classes equals the data's class count, labels lie in range (those known: a pair
     of arrays or None), the batch splits evenly over the devices, the network accepts
-    images of ``shape`` (H, W, C). Raises ValueError."""
+    images of ``shape`` (H, W, C), a whitened stem has no more channels than its patches
+    have dimensions. Raises ValueError."""
     shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
     if class_names and config.num_classes != len(class_names):
         raise ValueError(
@@ -123,6 +125,8 @@ def validate(config: TrainConfig, class_names, labels, shape) -> None:
         )
     model = models.ResNet(num_classes=config.num_classes, **config.model)
     jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+    if config.stem_init == "whitening":
+        whitening.check(model.stem[0], model.stem[1], shape[-1])
 
 
 def validate_labels(config: TrainConfig, labels) -> None:
@@ -257,6 +261,9 @@ class Trainer:
         self.feed_type = stream.StreamFeed if self.streaming else DeviceFeed
         self.shape = self.feed_type.image_shape(cfg, train)
         validate(cfg, train.class_names, (train.labels, test.labels), self.shape)
+        if cfg.stem_init == "whitening" and self.streaming:
+            raise ValueError("stem_init='whitening' computes the stem from the training images in memory, but this "
+                             "run streams them; set input_pipeline='device' (if they fit) or stem_init='random'.")
         self.steps = step_mod.make_steps(self.model, cfg, self.dtype)
         self.tx = self.steps.tx
         # XLA's CPU collectives can deadlock with many data-parallel calls in flight: on 2
@@ -278,9 +285,11 @@ class Trainer:
         self.feed = self.feed_type(cfg, self.train_set, self.test_set, self.mesh)
         self.marks["data"] = time.time()
 
-    def _init(self, key) -> step_mod.State:
+    def _init(self, key, stem=None) -> step_mod.State:
         variables = self.model.init(key, jnp.zeros((1, *self.shape), self.dtype))
         params = variables["params"]
+        if stem is not None:  # stem_init="whitening"
+            params = {**params, "stem": {**params["stem"], "kernel": stem}}
         return {
             "step": jnp.zeros((), jnp.int32),
             "params": params,
@@ -290,8 +299,12 @@ class Trainer:
         }
 
     def init_state(self) -> step_mod.State:
+        stem = None
+        if self.config.stem_init == "whitening":
+            k, c, _ = self.model.stem
+            stem = whitening.stem_kernel(self.train_set.images, self.feed.mean, self.feed.std, k, c)
         # one compile: run eagerly, each of the network's initialisers compiled on its own
-        return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(self.config.seed))
+        return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(self.config.seed), stem)
 
     def _compile_steps(self, count: int) -> tuple:
         """(train step, evaluation step) compiled for ``count`` training images of

@@ -35,6 +35,25 @@ def batch_indices(seed: int, step: int, batch: int, n: int) -> np.ndarray:
     return out
 
 
+def first_flip(seed: int, records, xp=np):
+    """Under alternating flips, whether each record is mirrored in even epochs (epoch 0
+    first): one bit of a murmur3 finaliser of (seed, record), in uint32 arithmetic that
+    NumPy (the host's pipeline) and jax.numpy (the device's, ``xp=jnp``) compute alike, so
+    both flip the same images. records: int array -> bool array of its shape."""
+    records = xp.asarray(records)  # as a 1-D array: NumPy warns of the wrap-around in scalar products
+    x = records.astype(xp.uint32).reshape(-1) ^ xp.uint32((seed * 0x9E3779B9) & 0xFFFFFFFF)
+    x = (x ^ (x >> 16)) * xp.uint32(0x85EBCA6B)
+    x = (x ^ (x >> 13)) * xp.uint32(0xC2B2AE35)
+    return (((x ^ (x >> 16)) & 1) == 1).reshape(records.shape)
+
+
+def alternating_flips(seed: int, records, epochs, xp=np):
+    """Alternating flips (Jordan, 2024, "94% on CIFAR-10 in 3.29 seconds"): a record is
+    mirrored in epoch e iff first_flip XOR e is odd, so every image is seen both ways in
+    every two consecutive epochs, instead of each way with probability 1/2 in each."""
+    return first_flip(seed, records, xp) ^ (xp.asarray(epochs) % 2 == 1)
+
+
 class Shard:
     """Local position -> global position, for one process of several: process ``process``
     reads elements [p·local, (p+1)·local) of every global batch of ``batch`` elements.

@@ -2,7 +2,7 @@
 
 Device pipeline: the whole training set lives on the device as uint8; ``train_step``
 receives the indices of its batch, gathers, augments (random crops from 4-pixel
-padding, horizontal flips) and normalises on the device, so input never waits on the
+padding, horizontal flips: random or alternating) and normalises on the device, so input never waits on the
 host. Streaming pipeline: ``stream_step`` receives the batch itself, augmented on the
 host (resjax.train.stream). Both end in the same update.
 """
@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from . import order
 from .config import TrainConfig
 
 State = dict[str, Any]  # {"step", "params", "opt_state", "batch_stats"[, "ema"]}
@@ -51,18 +52,35 @@ def optimizer(config: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
-def augment(key: jax.Array, images: jax.Array) -> jax.Array:
-    """Random 32x32 crops of the 4-pixel zero-padded images and random horizontal flips.
+def augment(key: jax.Array, images: jax.Array, flips: jax.Array | None = None) -> jax.Array:
+    """Random crops of the 4-pixel zero-padded images and horizontal flips: random, or
+    where ``flips`` says.
 
-    images: (B, H, W, C) uint8 -> same shape and dtype.
+    images: (B, H, W, C) uint8, flips: (B,) bool or None -> (B, H, W, C) uint8.
     """
     b, h, w, c = images.shape
     padded = jnp.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     k_crop, k_flip = jax.random.split(key)
     offsets = jax.random.randint(k_crop, (b, 2), 0, 9)
     crop = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c)))(padded, offsets)
-    flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
-    return jnp.where(flip, crop[:, :, ::-1], crop)
+    flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if flips is None else flips
+    return jnp.where(flip[:, None, None, None], crop[:, :, ::-1], crop)
+
+
+def training_batch(config: TrainConfig, images, labels, idx, key, step):
+    """The device pipeline's batch at ``step``: the images at ``idx`` of the training set
+    (all n of them on the device), augmented as the configuration says.
+
+    images: (n, H, W, C) uint8, labels: (n,), idx: (B,) -> ((B, H, W, C) uint8, (B,)).
+    """
+    x, y = images[idx], labels[idx]
+    if not config.augment:
+        return x, y
+    flips = None
+    if config.flip == "alternating":  # the epoch of each position of the stream (resjax.train.order)
+        epochs = (step * idx.shape[0] + jnp.arange(idx.shape[0])) // images.shape[0]
+        flips = order.alternating_flips(config.seed, idx, epochs, jnp)
+    return augment(jax.random.fold_in(key, step), x, flips), y
 
 
 def cutout(key: jax.Array, x: jax.Array, size: int) -> jax.Array:
@@ -171,10 +189,7 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
         return loss, (logits, updates.get("batch_stats", batch_stats))
 
     def train_step(state: State, images, labels, idx, key, norm):
-        x, y = images[idx], labels[idx]
-        if config.augment:
-            x = augment(jax.random.fold_in(key, state["step"]), x)
-        return stream_step(state, x, y, norm)
+        return stream_step(state, *training_batch(config, images, labels, idx, key, state["step"]), norm)
 
     def stream_step(state: State, x, y, norm):
         x = normalise(x, *norm, dtype)

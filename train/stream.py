@@ -86,7 +86,7 @@ class StreamFeed:
 
     def element(self, split: Records, train: bool, augment: bool) -> transforms.Element:
         return transforms.Element(split, self.config.augmentation, self.shape, self.config.seed, train=train,
-                                  augment=augment, skip_corrupt=self.config.skip_corrupt)
+                                  augment=augment, skip_corrupt=self.config.skip_corrupt, flip=self.config.flip)
 
     def _statistics(self) -> tuple[np.ndarray, np.ndarray]:
         count = min(STATS_IMAGES, len(self.train))

@@ -3,7 +3,7 @@
 Two augmentations, chosen by ``TrainConfig.augmentation``:
 
 * ``"cifar"`` (Section 4): random crops of the image zero-padded by 4 pixels, random
-  horizontal flips; evaluation sees the image as it is.
+  (or alternating: ``TrainConfig.flip``) horizontal flips; evaluation sees the image as it is.
 * ``"imagenet"`` (the ResNet literature: Szegedy et al. 2015, He et al. 2016): a random
   crop of 8%-100% of the area with aspect ratio in [3/4, 4/3], resized to ``size`` x
   ``size``, and a random horizontal flip; evaluation resizes the shorter side to
@@ -147,7 +147,8 @@ class Element:
     train: position p is the p-th image of the global training stream (its record comes
     from resjax.train.order). Otherwise position p is record p of the evaluation split,
     and positions past its end are padding (mask False).
-    augment: random crops and flips drawn from (seed, p); else evaluation's view.
+    augment: random crops and flips drawn from (seed, p), or alternating flips
+    (flip="alternating", by the record and the epoch of p); else evaluation's view.
     skip_corrupt: a record that does not decode is replaced by the next one that does
     (counted in "skipped"); otherwise CorruptImage names it.
     """
@@ -159,6 +160,7 @@ class Element:
     train: bool = True
     augment: bool = True
     skip_corrupt: bool = False
+    flip: str = "random"  # or "alternating": mirrored in every other epoch (resjax.train.order)
 
     def __call__(self, position: int) -> dict:
         position = int(position)
@@ -168,10 +170,13 @@ class Element:
                     "mask": False}
         index = order.record(self.seed, position, n) if self.train else position
         rng = np.random.default_rng([self.seed, position])
+        mirror = None  # random
+        if self.train and self.flip == "alternating":  # the record's orientation in this epoch
+            mirror = bool(order.alternating_flips(self.seed, index, position // n))
         for skipped in range(n):
             record = (index + skipped) % n
             try:
-                image, label = self.transform(rng, record)
+                image, label = self.transform(rng, record, mirror)
                 break
             except CorruptImage:
                 if not self.skip_corrupt:
@@ -180,7 +185,9 @@ class Element:
             raise ValueError(f"no image of the split of {self.records.name(0)} decodes.")
         return {"image": image, "label": np.int32(label), "skipped": np.int32(skipped), "mask": True}
 
-    def transform(self, rng: np.random.Generator, record: int) -> tuple[np.ndarray, int]:
+    def transform(self, rng: np.random.Generator, record: int, mirror: bool | None = None) -> tuple[np.ndarray, int]:
+        """The record decoded and transformed; ``mirror``: whether augmentation flips it
+        (None: with probability 1/2)."""
         data, label = self.records[record]
         name = self.records.name(record)
         image = open_image(data, name)
@@ -198,6 +205,8 @@ class Element:
                 )
             if self.augment:
                 out = pad_crop(rng, out)
-        if self.augment and rng.random() < 0.5:
-            out = out[:, ::-1]
+        if self.augment:
+            coin = rng.random() < 0.5  # drawn for either kind of flip: the crops stay those of flip="random"
+            if coin if mirror is None else mirror:
+                out = out[:, ::-1]
         return np.ascontiguousarray(out), label
