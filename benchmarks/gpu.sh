@@ -15,6 +15,9 @@
 #      the parameters; docs/section4.md): do they close the gap?            ~3 min
 #   f  `fast` with stochastic depth 0.2 and the average instead: the proxy's other
 #      regulariser of the same strength                                       ~3 min
+#   h  `fast` with stronger mixup (0.7) and the average: Fixup's own cross-validated α on
+#      CIFAR-10 (Zhang et al., 2019: 0.7 for Fixup, 0.2 for batch norm), for when e gains
+#      but still fits its training set                                          ~3 min
 #   g  `paper` (seed 0) with bfloat16 logits and loss (model.float32_head=false): the
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
 #   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
@@ -63,6 +66,7 @@ fi
 # part e's recipe: `fast` plus these (chosen on a CPU proxy, docs/section4.md)
 REGULARISED=(mixup=0.2 ema_decay=0.999)
 DEEP_DROP=(model.drop_path=0.2 ema_decay=0.999)  # part f's
+STRONG_MIXUP=(mixup=0.7 ema_decay=0.999)  # part h's
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 
 train() {  # name config seed [more KEY=VALUE overrides]
@@ -178,7 +182,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|g|x|y|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|g|h|x|y|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -190,13 +194,14 @@ for part in "$@"; do
     d) train fast_cutout8_seed0 fast 0 cutout=8 ;;
     e) train fast_regularised_seed0 fast 0 "${REGULARISED[@]}" ;;
     f) train fast_drop_path_seed0 fast 0 "${DEEP_DROP[@]}" ;;
+    h) train fast_mixup07_seed0 fast 0 "${STRONG_MIXUP[@]}" ;;
     g) train paper_bf16_logits_seed0 paper 0 model.float32_head=false ;;
     x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, d, e, f, g, x, y, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, d, e, f, g, h, x, y, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

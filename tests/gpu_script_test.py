@@ -40,7 +40,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    parts = ["a", "b", "d", "e", "f", "g", "x", "y"]
+    parts = ["a", "b", "d", "e", "f", "g", "h", "x", "y"]
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -99,6 +99,14 @@ def test_part_f_trains_fast_with_stochastic_depth(out):
     assert result["exit_status"] == 0 and result["steps"] == 4 and "test_accuracy_single_view_no_ema" in result
     config = json.loads((dest / "fast_drop_path_seed0" / "run" / "config.json").read_text())["config"]
     assert (config["model"]["drop_path"], config["ema_decay"], config["mixup"]) == (0.2, 0.999, 0.0)
+
+
+def test_part_h_trains_fast_with_fixups_mixup_strength(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_mixup07_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["steps"] == 4 and "test_accuracy_single_view_no_ema" in result
+    config = json.loads((dest / "fast_mixup07_seed0" / "run" / "config.json").read_text())["config"]
+    assert (config["mixup"], config["ema_decay"], config["model"].get("drop_path", 0.0)) == (0.7, 0.999, 0.0)
 
 
 def test_part_g_trains_paper_with_logits_in_the_compute_dtype(out):

@@ -21,12 +21,14 @@ Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-28,
           lower quality (50, 30) cost 2.4 and 4.1 points (docs/section4.md).
 Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/gpu.sh
           e and f): --set mixup=0.2 ema_decay=0.999, and --set model.drop_path=0.2
-          ema_decay=0.999 (docs/section4.md, "Which regulariser"). Since those runs the
+          ema_decay=0.999 (docs/section4.md, "Which regulariser"); part h: mixup=0.7,
+          Fixup's own cross-validated strength (Zhang et al., 2019). Since those runs the
           steps compile while the data is decoded (about 20 s of compiling in the loop
           on the H200 then; how much of it the overlap hides is not yet measured).
           The step's elementwise work (23% of it on the H200): benchmarks/gpu.sh y
           measures this network with model.fusible_relu=true and XLA's cuDNN
-          convolution fusion, and without its biases (x: the same on Table 1).
+          convolution fusion, and without its biases (x: the same on Table 1), each
+          with a profile and what its compiled step launches.
 """
 
 from resjax.train.config import TrainConfig
