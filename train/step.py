@@ -2,9 +2,9 @@
 
 Device pipeline: the whole training set lives on the device as uint8; ``train_step``
 receives the indices of its batch, gathers, augments (random crops from 4-pixel
-padding, horizontal flips: random or alternating) and normalises on the device, so input never waits on the
-host. Streaming pipeline: ``stream_step`` receives the batch itself, augmented on the
-host (resjax.train.stream). Both end in the same update.
+padding, horizontal flips: random or alternating) and normalises on the device, so
+input never waits on the host. Streaming pipeline: ``stream_step`` receives the batch
+itself, augmented on the host (resjax.train.stream). Both end in the same update.
 """
 
 from __future__ import annotations
