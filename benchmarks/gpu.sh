@@ -96,6 +96,10 @@ if summary.exists():
     views += ["test_accuracy_single_view_no_ema"] if s["config"].get("ema_decay") else []  # curve: step, *views
     out["curve"] = [[r["step"], *(r[v] for v in views)] for r in rows if "test_accuracy_single_view" in r]
     out["final_train_loss"] = [r["loss"] for r in rows if "loss" in r][-1]
+    # has the run fit its training set? (the mean of the last 5 logged batches; under mixup
+    # against each image's own label): the question before a stronger regulariser (part h)
+    accuracy = [r["accuracy"] for r in rows if "accuracy" in r][-5:]
+    out["final_train_accuracy"] = sum(accuracy) / len(accuracy)
 (d / "result.json").write_text(json.dumps(out, indent=1))
 print(json.dumps({k: v for k, v in out.items() if k != "curve"}))
 PY

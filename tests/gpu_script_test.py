@@ -70,6 +70,7 @@ def test_parts_a_and_b_train_the_fast_config_with_seeds_0_and_1(out):
         assert 0.0 <= r["test_accuracy_single_view"] <= 1.0 and 0.0 <= r["test_accuracy_flip"] <= 1.0
         assert r["seconds"] < r["wall_seconds"] <= r["command_seconds"] + 1.0
         assert [step for step, *_ in r["curve"]] == [2, 4]
+        assert 0.0 <= r["final_train_accuracy"] <= 1.0 and r["final_train_loss"] > 0
         config = json.loads((dest / f"fast_seed{seed}" / "run" / "config.json").read_text())["config"]
         assert config["seed"] == seed and config["batch_size"] == 16 and config["nesterov"]  # fast, tiny-sized
 
