@@ -140,12 +140,13 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str
 
 
 NOT_LAUNCHED = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "opt-barrier"}  # no kernel
+DESCEND = ("while", "call", "async-start")  # their computations launch kernels too: counted
 
 
 def hlo_ops(text: str) -> dict[str, int]:
     """What a compiled step launches, from its optimised HLO text: the instructions of the
     entry computation, of its loops' bodies (a scanned step's) and of the computations it
-    calls (CUDA graphs: XLA's command buffers), counted by opcode,
+    calls or runs asynchronously (CUDA graphs: XLA's command buffers), counted by opcode,
     fusions by kind (``fusion/kLoop``; a custom fusion by its backend kind, e.g.
     ``fusion/__cudnn$fusion``) and custom calls by target (``custom-call/__cudnn$convForward``).
     Most common first; instructions that launch no kernel (NOT_LAUNCHED) left out."""
@@ -159,7 +160,7 @@ def hlo_ops(text: str) -> dict[str, int]:
             name = None
         elif name:
             computations[name].append(line)
-    counts, todo, seen = collections.Counter(), ["ENTRY"], set()
+    counts, todo = collections.Counter(), ["ENTRY"]  # HLO has no recursion: each call site counts
     while todo:
         lines = computations.get(todo.pop(), [])
         for line in lines:
@@ -169,15 +170,12 @@ def hlo_ops(text: str) -> dict[str, int]:
             op, detail = op.group(1), None
             if op in NOT_LAUNCHED:
                 continue
-            if op == "fusion":
-                detail = (re.search(r'"kind":"(__[^"]+)"', line) or re.search(r"kind=(k\w+)", line)).group(1)
+            if op == "fusion":  # an unexpected line costs its detail, never the measurement
+                detail = re.search(r'"kind":"(__[^"]+)"', line) or re.search(r"kind=(k\w+)", line)
             elif op == "custom-call":
-                detail = re.search(r'custom_call_target="([^"]+)"', line).group(1)
-            counts[f"{op}/{detail}" if detail else op] += 1
-            for body in re.findall(r"(?:body|to_apply)=%([\w.-]+)", line) if op in ("while", "call") else ():
-                if body not in seen:
-                    seen.add(body)
-                    todo.append(body)
+                detail = re.search(r'custom_call_target="([^"]+)"', line)
+            counts[f"{op}/{detail.group(1)}" if detail else op] += 1
+            todo += re.findall(r"(?:body|to_apply|calls)=%([\w.-]+)", line) if op in DESCEND else []
     return dict(counts.most_common())
 
 

@@ -207,6 +207,7 @@ ENTRY %main.9 (x: bf16[8,4,4,16], w: bf16[16,3,3,16]) -> bf16[8,4,4,16] {
   %loop_select_fusion = bf16[8,4,4,16]{3,2,1,0} fusion(%get-tuple-element.1), kind=kLoop, calls=%fused_select
   %cudnn = bf16[8,4,4,16]{3,2,1,0} fusion(%x, %w), kind=kCustom, calls=%fused_select, backend_config={"fusion_backend_config":{"kind":"__cudnn$fusion"}}
   %while.1 = (s32[], f32[16]{0}) while(%t), condition=%cond, body=%body, backend_config={"known_trip_count":{"n":"4"}}
+  %start = ((s32[], f32[16]{0}), (s32[], f32[16]{0}), s32[]) async-start(%t), calls=%body
   ROOT %bitcast = bf16[8,4,4,16]{3,2,1,0} bitcast(%loop_select_fusion)
 }
 """
@@ -215,7 +216,8 @@ ENTRY %main.9 (x: bf16[8,4,4,16], w: bf16[16,3,3,16]) -> bf16[8,4,4,16] {
 def test_hlo_ops_counts_what_a_compiled_step_launches():
     assert train_step.hlo_ops(GPU_HLO) == {
         "custom-call/__cudnn$convBiasActivationForward": 1, "fusion/kLoop": 1, "fusion/__cudnn$fusion": 1,
-        "while": 1, "custom-call/__cudnn$convForward": 1}  # the while's body counted, no parameters or bitcasts
+        "while": 1, "async-start": 1, "custom-call/__cudnn$convForward": 2}  # the computations they run counted
+    # (each time), no parameters or bitcasts
 
 
 def test_part_i_measures_the_imagenet34_step_and_the_pipeline_from_it(tmp_path):
