@@ -28,10 +28,10 @@
 #      autotune level 1 (the compile time); the baseline again (the spread between
 #      processes). images/s, ratios, compile times, what each compiled step launches
 #      (cuDNN calls, fusions) and its device time by kernel kind (a profile) in
-#      x/variants.json; each step's optimised HLO in x/hlo_N/           ~6-7 min
+#      x/variants.json; each step's optimised HLO in x/hlo_N/           ~7-8 min
 #   y  the step of `fast`'s network (batch 128 and 512): with and without its biases,
 #      with the fusible ReLUs, and with those and the convolution fusion (y/variants.json;
-#      for fast's 180 s)                                                      ~4 min
+#      for fast's 180 s)                                                    ~4-5 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
