@@ -306,12 +306,17 @@ class Trainer:
         # one compile: run eagerly, each of the network's initialisers compiled on its own
         return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(self.config.seed), stem)
 
+    def abstract_state(self) -> step_mod.State:
+        """The state's shapes, dtypes and (replicated) shardings, without initialising it."""
+        return jax.tree.map(lambda a: abstract(a.shape, a.dtype, self.replicated),
+                            jax.eval_shape(self._init, jax.random.key(0)))
+
     def _compile_steps(self, count: int) -> tuple:
         """(train step, evaluation step) compiled for ``count`` training images of
         self.shape: from shapes alone, so that it can run before the data is decoded."""
         began = time.perf_counter()
         cfg, mesh, rep, shape, feed_type = self.config, self.mesh, self.replicated, self.shape, self.feed_type
-        state = jax.tree.map(lambda a: abstract(a.shape, a.dtype, rep), jax.eval_shape(self._init, jax.random.key(0)))
+        state = self.abstract_state()
         train = feed_type.jit(cfg, mesh, self.steps).lower(state, *feed_type.abstract_batch(cfg, mesh, count, shape))
         sharded, n = NamedSharding(mesh, P("data")), eval_batch_size()
         test = (abstract((n, *shape), np.uint8, sharded), abstract((n,), np.int32, sharded),
@@ -340,10 +345,9 @@ class Trainer:
 
     def restore_or_init(self, latest: int | None):
         """(state, the pipeline's saved position or None) at checkpoint ``latest``, or fresh."""
-        state = self.init_state()
         if latest is None:
-            return state, None
-        items = {"default": ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state))}
+            return self.init_state(), None
+        items = {"default": ocp.args.StandardRestore(self.abstract_state())}  # nothing initialised to be replaced
         if (self.workdir / "checkpoints" / str(latest) / "pipeline").absolute().is_dir():
             items["pipeline"] = ocp.args.JsonRestore()
         restored = self.checkpoints.restore(latest, args=ocp.args.Composite(**items))
