@@ -1,4 +1,9 @@
-"""CIFAR-10 to 80% in under 30 minutes on a 2-core CPU, without batch norm.
+"""CIFAR-10 to 80% on a 2-core CPU without batch norm: about 7.5 minutes on a fast day.
+
+Issue 10 asks for 80% within 20 minutes. The recipe needs about 1,800 steps of 256
+whatever the day (a shorter schedule ends below 80%: docs/section4.md), so the time to
+80% is the machine's speed: about 7.5 minutes at the 1,060 images/s of 2026-11-29, about
+31 minutes at the 250 images/s of the slowest day seen.
 
 Command:  resjax train --config cpu --workdir runs/cpu --set data=../shared/data/cifar10-jpeg
 Network:  a small member of the Section 4 family: identity shortcuts, the fixed random
