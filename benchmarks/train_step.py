@@ -98,8 +98,10 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
     box = {"state": state}
 
     def run(n: int) -> None:
+        in_flight = loop.InFlight()  # as `resjax train` does: many calls queued can deadlock a multi-device CPU
         for i in range(n):
             box["state"], m = compiled(box["state"], *calls[i % len(calls)])
+            in_flight.add(m["loss"])
         jax.block_until_ready(m)
 
     return model, run, compile_s, compiled.as_text()

@@ -254,3 +254,14 @@ def test_the_remote_wrapper_runs_parts_with_resjax_from_the_tree_and_packs_the_s
     assert {"./fast_seed1/result.json", "./fast_seed1/run/summary.json", "./fast_seed1/log.txt"} <= names
     assert not any("checkpoints" in n or "xla-cache" in n for n in names)
     assert "fast_seed1" in (tmp_path / "out" / "gpu_sh_log.txt").read_text()
+
+
+def test_step_benchmark_bounds_calls_in_flight_on_a_multi_device_cpu():
+    """100 queued calls over 16 virtual CPU devices ended in XLA's all-reduce rendezvous
+    timing out (an abort after 40 s) before the benchmark bounded them as `resjax train` does."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--config", "tiny",
+                           "--cpu-devices", "16", "--batches", "32", "--dtypes", "float32", "--steps", "100"],
+                          env={**env, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "on 16 x cpu" in proc.stdout and "images/s" in proc.stdout

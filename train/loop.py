@@ -135,6 +135,24 @@ def validate_labels(config: TrainConfig, labels) -> None:
             raise ValueError(f"labels of {config.data!r} must lie in [0, {config.num_classes}) and not be empty.")
 
 
+class InFlight:
+    """Bounds the training calls queued ahead of the host: ``add`` each call's output, and
+    it blocks on the oldest once more than MAX_IN_FLIGHT_CPU are pending, on a CPU split
+    into several devices only. There XLA's collectives can deadlock with many
+    data-parallel calls in flight: on 2 cores, 8 or 16 virtual devices and 100 calls
+    between host syncs ended in an all-reduce rendezvous that never completed (abort)."""
+
+    def __init__(self):
+        cpu_parallel = jax.default_backend() == "cpu" and jax.device_count() > 1
+        self.limit, self.pending = (MAX_IN_FLIGHT_CPU if cpu_parallel else 0), collections.deque()
+
+    def add(self, output: jax.Array) -> None:
+        if self.limit:
+            self.pending.append(output)
+            if len(self.pending) > self.limit:
+                self.pending.popleft().block_until_ready()
+
+
 def abstract(shape, dtype, sharding) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=sharding)
 
@@ -266,11 +284,6 @@ class Trainer:
                              "run streams them; set input_pipeline='device' (if they fit) or stem_init='random'.")
         self.steps = step_mod.make_steps(self.model, cfg, self.dtype)
         self.tx = self.steps.tx
-        # XLA's CPU collectives can deadlock with many data-parallel calls in flight: on 2
-        # cores, 8 or 16 virtual devices and 100 calls between host syncs ended in an
-        # all-reduce rendezvous that never completed (abort). Keep at most 8 queued there.
-        cpu_parallel = jax.default_backend() == "cpu" and jax.device_count() > 1
-        self.max_in_flight = MAX_IN_FLIGHT_CPU if cpu_parallel else 0
 
     def _prepare(self) -> None:
         """Starts compiling the steps in a thread, then decodes the data (Records that
@@ -475,16 +488,13 @@ class Trainer:
                    dynamic_ncols=True)
         latest = None  # the latest evaluation: after the loop, the last step's, reused by the summary
         per_call = cfg.steps_per_call
-        in_flight = collections.deque()
+        in_flight = InFlight()
         try:
             with contextlib.closing(self.feed.batches(start_step, position)) as batches:
                 for s, batch in batches:
                     state, metrics = train_step(state, *batch)
                     self.marks.setdefault("first_call", time.time())  # returns once dispatched, before it runs
-                    if self.max_in_flight:
-                        in_flight.append(metrics["loss"])
-                        if len(in_flight) > self.max_in_flight:
-                            in_flight.popleft().block_until_ready()
+                    in_flight.add(metrics["loss"])
                     done = s + per_call
                     if done % cfg.log_every == 0 or done == cfg.steps:
                         m = {k: float(v) for k, v in metrics.items()}
