@@ -5,8 +5,9 @@
 #
 #   a  the bf16 matrix-multiply ceiling, the step benchmark of resjax at batch 128 and
 #      512 (bf16) with a profile of each and the optimised HLO (a/hlo/), both
-#      peers side by side (../shared/bench/peer_step.py, copied to $PEER_STEP), the ratios
-#      (step_benchmark.json), then one `fast` run (seed 0)            ~6-7 min on an H200
+#      peers side by side (../shared/bench/peer_step.py, copied to $PEER_STEP; the JAX
+#      peer's compiled step dumped by XLA into a/peer_hlo/), the ratios and each step's
+#      launch count (step_benchmark.json), then one `fast` run (seed 0)   ~6-7 min on an H200
 #   b  the second `fast` seed                                          ~3 min
 #   c  the unchanged `paper` configuration with seed 1                 ~7 min
 #   d  `fast` with cutout 8 (seed 0): does more augmentation close the gap to 93.62%
@@ -112,7 +113,12 @@ step_benchmark() {
   say "resjax step"; $PY benchmarks/train_step.py "${STEP[@]}" --json "$dir/train_step.json" --profile "$dir/profile" \
     --hlo "$dir/hlo"
   if [ -f "$PEER_STEP" ]; then
-    say "peers"; $PY "$PEER_STEP" "${PEERS[@]}" "${STEPS[@]}" --out "$dir"
+    # XLA dumps the JAX peer's compiled step: what it launches, beside resjax's (step_report.py)
+    say "peers"; XLA_FLAGS="${XLA_FLAGS:-} --xla_dump_to=$dir/peer_dump --xla_dump_hlo_as_text --xla_dump_hlo_module_re=jit_step" \
+      $PY "$PEER_STEP" "${PEERS[@]}" "${STEPS[@]}" --out "$dir"
+    mkdir -p "$dir/peer_hlo" && find "$dir/peer_dump" -name '*jit_step*after_optimizations.txt' -exec mv {} "$dir/peer_hlo/" \;
+    rm -rf "$dir/peer_dump"
+    compgen -G "$dir/peer_hlo/*.txt" >/dev/null && $PY benchmarks/launches.py --json "$dir/peer_launches.json" "$dir"/peer_hlo/*.txt
   else
     say "peers: no $PEER_STEP (copy ../shared/bench/peer_step.py there); no ratios"
   fi

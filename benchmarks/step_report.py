@@ -2,9 +2,11 @@
 
 Reads what benchmarks/gpu.sh measured in one run on one device: ceiling.json
 (benchmarks/ceiling.py), train_step.json (benchmarks/train_step.py) and, when the peers
-ran, peer_step.json (../shared/bench/peer_step.py); writes step_benchmark.json with, per
-batch size, every images/s, each resjax/peer ratio (keys ending in ``_ratio``) and the
-fraction of the bf16 matrix-multiply ceiling; prints them as a table.
+ran, peer_step.json (../shared/bench/peer_step.py) and peer_launches.json (what the JAX
+peer's compiled step launches, benchmarks/launches.py); writes step_benchmark.json with,
+per batch size, every images/s, each resjax/peer ratio (keys ending in ``_ratio``), the
+fraction of the bf16 matrix-multiply ceiling and, where both steps' HLO was counted, the
+launches of each and what resjax launches in addition, by kind; prints them as a table.
 
 Run: python benchmarks/step_report.py DIR
 """
@@ -19,9 +21,17 @@ PEERS = {"jax": "jax_peer", "torch": "torch_peer"}
 DTYPES = {"bf16": "bfloat16", "fp32": "float32"}
 
 
-def report(ceiling: dict, resjax: dict, peers: dict | None) -> dict:
+def launch_difference(ours: dict[str, int], theirs: dict[str, int]) -> dict[str, int]:
+    """resjax's launches minus the peer's, by kind, where they differ (most first)."""
+    diff = {k: ours.get(k, 0) - theirs.get(k, 0) for k in {*ours, *theirs}}
+    return dict(sorted(((k, v) for k, v in diff.items() if v), key=lambda kv: -kv[1]))
+
+
+def report(ceiling: dict, resjax: dict, peers: dict | None, peer_launches: dict | None = None) -> dict:
     """One entry per (batch, dtype) that resjax measured; a peer row with an error, or a
-    peer that did not run, gives no ratio."""
+    peer that did not run, gives no ratio. ``peer_launches``: {batch: the JAX peer's
+    step's launch counts} (benchmarks/launches.py), compared with resjax's single-step
+    rows (``hlo_ops``)."""
     out = {"device": resjax["device"], "jax": resjax["jax"], "network": resjax["network"],
            "ceiling_tflops": ceiling["tflops"], "peers_ran": peers is not None}
     peer_rows = [r for r in (peers or {}).get("rows", []) if "img_per_s" in r]
@@ -36,6 +46,10 @@ def report(ceiling: dict, resjax: dict, peers: dict | None) -> dict:
                 name = PEERS[peer["impl"]]
                 entry[f"{name}_images_per_s"] = peer["img_per_s"]
                 entry[f"resjax_vs_{name}_ratio"] = row["images_per_s"] / peer["img_per_s"]
+        theirs = (peer_launches or {}).get(str(row["batch"]))
+        if theirs and "hlo_ops" in row and per_call == 1:
+            entry.update(resjax_launches=sum(row["hlo_ops"].values()), jax_peer_launches=sum(theirs.values()),
+                         launches_beyond_jax_peer=launch_difference(row["hlo_ops"], theirs))
         out[key] = entry
     return out
 
@@ -45,8 +59,9 @@ def main():
     parser.add_argument("dir", type=pathlib.Path)
     args = parser.parse_args()
     read = lambda name: json.loads((args.dir / name).read_text())
-    peers = read("peer_step.json") if (args.dir / "peer_step.json").exists() else None
-    result = report(read("ceiling.json"), read("train_step.json"), peers)
+    optional = lambda name: read(name) if (args.dir / name).exists() else None
+    result = report(read("ceiling.json"), read("train_step.json"), optional("peer_step.json"),
+                    optional("peer_launches.json"))
     (args.dir / "step_benchmark.json").write_text(json.dumps(result, indent=1))
     print(f"{result['network']} on {result['device']}, jax {result['jax']}; "
           f"bf16 matmul ceiling {result['ceiling_tflops']:.0f} TFLOP/s")
@@ -56,6 +71,10 @@ def main():
                                for k, v in e.items() if k.endswith("_ratio")) or "no peer"
             print(f"  {key:>14}: resjax {e['resjax_images_per_s']:9,.0f} images/s, "
                   f"{100 * e['resjax_ceiling_fraction']:5.1f}% of the ceiling; {ratios}")
+            if "resjax_launches" in e:
+                more = ", ".join(f"{op} {n:+d}" for op, n in list(e["launches_beyond_jax_peer"].items())[:6])
+                print(f"  {'':>14}  launches per step: resjax {e['resjax_launches']}, JAX peer "
+                      f"{e['jax_peer_launches']} ({more or 'the same kinds'})")
 
 
 if __name__ == "__main__":

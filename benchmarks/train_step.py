@@ -32,7 +32,7 @@ import dataclasses
 import gzip
 import json
 import pathlib
-import re
+import sys
 import time
 
 import jax
@@ -43,6 +43,9 @@ from resjax import models
 from resjax.train import config as config_mod
 from resjax.train import loop, step, stream
 from resjax.train.config import TrainConfig
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # launches.py beside it, under PYTHONSAFEPATH too
+from launches import hlo_ops  # noqa: E402
 
 SMALL = {"stem": (3, 16, 1), "widths": (32, 64, 128), "blocks": (2, 2, 2), "strides": (1, 2, 2)}
 
@@ -139,46 +142,6 @@ def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str
         if summary["device_events"]:
             row["profile_us"] = {k: summary[k] for k in ("step_device_busy_us", "step_idle_us", "kinds_us")}
     return row
-
-
-NOT_LAUNCHED = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "opt-barrier"}  # no kernel
-DESCEND = ("while", "call", "async-start")  # their computations launch kernels too: counted
-
-
-def hlo_ops(text: str) -> dict[str, int]:
-    """What a compiled step launches, from its optimised HLO text: the instructions of the
-    entry computation, of its loops' bodies (a scanned step's) and of the computations it
-    calls or runs asynchronously (CUDA graphs: XLA's command buffers), counted by opcode,
-    fusions by kind (``fusion/kLoop``; a custom fusion by its backend kind, e.g.
-    ``fusion/__cudnn$fusion``) and custom calls by target (``custom-call/__cudnn$convForward``).
-    Most common first; instructions that launch no kernel (NOT_LAUNCHED) left out."""
-    computations, name = {}, None
-    for line in text.splitlines():
-        head = re.match(r"(ENTRY )?%(\S+) .*\{$", line)
-        if head:
-            name = "ENTRY" if head.group(1) else head.group(2)
-            computations[name] = []
-        elif line == "}":
-            name = None
-        elif name:
-            computations[name].append(line)
-    counts, todo = collections.Counter(), ["ENTRY"]  # HLO has no recursion: each call site counts
-    while todo:
-        lines = computations.get(todo.pop(), [])
-        for line in lines:
-            op = re.search(r" = .*?([a-z][a-z0-9-]*)\(", line)
-            if not op:
-                continue
-            op, detail = op.group(1), None
-            if op in NOT_LAUNCHED:
-                continue
-            if op == "fusion":  # an unexpected line costs its detail, never the measurement
-                detail = re.search(r'"kind":"(__[^"]+)"', line) or re.search(r"kind=(k\w+)", line)
-            elif op == "custom-call":
-                detail = re.search(r'custom_call_target="([^"]+)"', line)
-            counts[f"{op}/{detail.group(1)}" if detail else op] += 1
-            todo += re.findall(r"(?:body|to_apply|calls)=%([\w.-]+)", line) if op in DESCEND else []
-    return dict(counts.most_common())
 
 
 KINDS = (  # (kind, substrings of a kernel name), first match wins

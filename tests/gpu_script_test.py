@@ -12,6 +12,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import launches  # noqa: E402
 import step_report  # noqa: E402
 import train_step  # noqa: E402
 
@@ -60,6 +61,12 @@ def test_part_a_measures_resjax_and_the_peers_side_by_side(out):
         profile = json.loads((dest / "a" / "profile" / f"b{batch}_float32" / "profile_summary.json").read_text())
         assert profile["batch"] == batch and "note" in profile  # a CPU trace has no device events
     assert "jax_peer x" in stdout
+    if PEER.exists():  # the real peer runs under XLA's dump: its step's launches beside resjax's
+        peer_launches = json.loads((dest / "a" / "peer_launches.json").read_text())
+        assert set(peer_launches) == {"16", "32"} and not (dest / "a" / "peer_dump").exists()
+        entry = bench["b16_float32"]
+        assert entry["jax_peer_launches"] == sum(peer_launches["16"].values()) > 0
+        assert entry["resjax_launches"] > 0 and "launches per step: resjax" in stdout
 
 
 def test_parts_a_and_b_train_the_fast_config_with_seeds_0_and_1(out):
@@ -214,10 +221,25 @@ ENTRY %main.9 (x: bf16[8,4,4,16], w: bf16[16,3,3,16]) -> bf16[8,4,4,16] {
 
 
 def test_hlo_ops_counts_what_a_compiled_step_launches():
-    assert train_step.hlo_ops(GPU_HLO) == {
+    assert launches.hlo_ops(GPU_HLO) == {
         "custom-call/__cudnn$convBiasActivationForward": 1, "fusion/kLoop": 1, "fusion/__cudnn$fusion": 1,
         "while": 1, "async-start": 1, "custom-call/__cudnn$convForward": 2}  # the computations they run counted
     # (each time), no parameters or bitcasts
+    assert launches.batch_of(GPU_HLO, "4,4,16") == 8 and launches.batch_of(GPU_HLO) is None
+
+
+def test_report_compares_what_resjax_and_the_jax_peer_launch():
+    resjax = {"device": "d", "jax": "j", "network": "n", "rows": [
+        {"batch": 128, "dtype": "bfloat16", "images_per_s": 30.0, "tflops": 50.0, "gflop_per_image": 1.0,
+         "hlo_ops": {"fusion/kLoop": 10, "copy": 4, "custom-call/__cudnn$convForward": 3}},
+        {"batch": 128, "dtype": "bfloat16", "steps_per_call": 8, "images_per_s": 31.0, "tflops": 51.0,
+         "gflop_per_image": 1.0, "hlo_ops": {"while": 1}}]}
+    peer = {"128": {"fusion/kLoop": 7, "custom-call/__cudnn$convForward": 3, "fusion/kInput": 1}}
+    result = step_report.report({"tflops": 100.0}, resjax, None, peer)
+    entry = result["b128_bfloat16"]
+    assert (entry["resjax_launches"], entry["jax_peer_launches"]) == (17, 11)
+    assert entry["launches_beyond_jax_peer"] == {"copy": 4, "fusion/kLoop": 3, "fusion/kInput": -1}
+    assert "resjax_launches" not in result["b128_bfloat16_x8"]  # a scanned step is not the peer's single step
 
 
 def test_part_i_measures_the_imagenet34_step_and_the_pipeline_from_it(tmp_path):
