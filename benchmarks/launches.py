@@ -74,9 +74,9 @@ def main():
     counts = {}
     for path in args.hlo:
         text = path.read_text()
-        ops = hlo_ops(text)
-        counts[str(batch_of(text) or path.name)] = ops
-        print(f"{path.name}: batch {batch_of(text)}, {sum(ops.values())} launches: "
+        ops, batch = hlo_ops(text), batch_of(text)
+        counts[str(batch or path.name)] = ops
+        print(f"{path.name}: batch {batch}, {sum(ops.values())} launches: "
               + ", ".join(f"{n} {op}" for op, n in list(ops.items())[:6]))
     if args.json:
         args.json.write_text(json.dumps(counts, indent=1))
