@@ -30,8 +30,8 @@ Expected: 80.91% test accuracy in 28 min 48 s of wall time (1,684 s of training 
           (docs/results/jpeg_quality_cpu.json, quality 75).
 Not adopted (2026-11-29, seed 0, docs/section4.md): batch 128 (no more learnt per image),
           a parameter average (ema_decay=0.99: +4 points mid-run, but 80% still first at
-          step 1,800) and batch norm (82.65% at the end, +1.4 points, but its step is 1.55
-          times slower here: 80% at step 2,000 after 12.7 minutes).
+          step 1,800) and batch norm (82.65% and 82.69% at the end, +1.2 to 1.4 points, but its
+          step is 1.55 times slower here: 80% after 12.7 and 11.4 minutes).
 """
 
 from resjax.train.config import TrainConfig

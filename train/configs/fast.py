@@ -20,7 +20,8 @@ Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-28,
           The data's JPEG compression may be part of the gap: on the `cpu` recipe each
           lower quality (50, 30) cost 2.4 and 4.1 points (docs/section4.md).
           The network without normalisation may be part of it too: on the `cpu` recipe,
-          batch norm (with the standard initialisation) ended 1.4 points higher, one seed.
+          batch norm (with the standard initialisation) ended 1.5 and 2.0 points higher
+          single-view (two seeds).
 Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/gpu.sh
           e and f): --set mixup=0.2 ema_decay=0.999, and --set model.drop_path=0.2
           ema_decay=0.999 (docs/section4.md, "Which regulariser"); part h: mixup=0.7,
