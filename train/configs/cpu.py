@@ -28,10 +28,11 @@ Expected: 80.91% test accuracy in 28 min 48 s of wall time (1,684 s of training 
           images/s): 80.16% and 80.08% at step 1,800, after 7 min 25 s and 7 min 21 s;
           final 81.23% and 81.47% (80.50%, 80.36% single-view) in about 9 min
           (docs/results/jpeg_quality_cpu.json, quality 75).
-Not adopted (2026-11-29, seed 0, docs/section4.md): batch 128 (no more learnt per image),
-          a parameter average (ema_decay=0.99: +4 points mid-run, but 80% still first at
-          step 1,800) and batch norm (82.65% and 82.69% at the end, +1.2 to 1.4 points, but its
-          step is 1.55 times slower here: 80% after 12.7 and 11.4 minutes).
+Not adopted (2026-11-29, docs/section4.md): batch 128 (no more learnt per image), a
+          parameter average (ema_decay=0.99: +4 points mid-run, but 80% still first at
+          step 1,800) and batch norm with the standard initialisation (82.65% and 82.69%
+          at the end with seeds 0 and 1, +1.2 to 1.4 points, but its step is 1.55 times
+          slower here: 80% after 12.7 and 11.4 minutes).
 """
 
 from resjax.train.config import TrainConfig
