@@ -55,3 +55,21 @@ def test_steps_per_call_must_divide_every_interval_and_says_which_would():
     with pytest.raises(config.ConfigError, match=r"steps_per_call=3 must divide log_every=100, eval_every=5000.*use one of \[1, 2, 4, 5, 10, 20, 25, 50\]"):
         config.load("paper").override(["steps_per_call=3"])
     assert config.load("paper").override(["steps_per_call=4"]).steps_per_call == 4  # 60000, 100, 5000, 1000
+
+
+def test_progressive_resizing_phases_are_checked_and_looked_up_by_step():
+    base = config.load("cpu")
+    cfg = base.override(["progressive_resizing=[[1000, 16], [1600, 24]]"])
+    assert cfg.progressive_resizing == ((1000, 16), (1600, 24)) and cfg.sides() == [16, 24, None]
+    assert [cfg.side_at(s) for s in (0, 999, 1000, 1599, 1600, 2199)] == [16, 16, 24, 24, None, None]
+    assert base.side_at(0) is None and base.sides() == [None]
+    with pytest.raises(config.ConfigError, match=r"steps \[1600, 1000\] must be strictly increasing and below steps=2200"):
+        base.override(["progressive_resizing=[[1600, 16], [1000, 24]]"])
+    with pytest.raises(config.ConfigError, match="below steps=2200"):
+        base.override(["progressive_resizing=[[2200, 16]]"])
+    with pytest.raises(config.ConfigError, match=r"progressive_resizing\[0\]\[1\]=0: input should be greater"):
+        base.override(["progressive_resizing=[[100, 0]]"])
+    with pytest.raises(config.ConfigError, match=r"\[1002\] are not multiples of steps_per_call=5"):
+        base.override(["progressive_resizing=[[1002, 16]]", "steps_per_call=5"])
+    with pytest.raises(config.ConfigError, match="progressive_mode='zoom' is not one of"):
+        base.override(["progressive_mode=zoom"])

@@ -212,3 +212,38 @@ def test_mixup_changes_the_loss_only_when_on():
         TrainConfig(mixup=-1.0)
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_shrink_downscales_the_whole_image_or_takes_a_window_of_it():
+    rows = jnp.broadcast_to(jnp.arange(8.0)[None, :, None, None], (64, 8, 8, 3))  # pixel value: its row
+    resized = np.asarray(step.shrink(jax.random.key(0), rows, 4, "resize"))
+    assert resized.shape == (64, 4, 4, 3)
+    # output row r averages input rows 2r and 2r+1 (inside, where the kernel is whole)
+    np.testing.assert_allclose(resized[:, 1:3], np.broadcast_to(np.array([2.5, 4.5])[:, None, None], (64, 2, 4, 3)),
+                               atol=1e-5)
+    x = jnp.arange(64 * 8 * 8 * 3, dtype=jnp.float32).reshape(64, 8, 8, 3)
+    windows = np.asarray(step.shrink(jax.random.key(0), x, 5, "crop"))
+    assert windows.shape == (64, 5, 5, 3)
+    corners = set()
+    for window, image in zip(windows, np.asarray(x)):
+        r, c = np.argwhere(image[..., 0] == window[0, 0, 0])[0]
+        np.testing.assert_array_equal(window, image[r : r + 5, c : c + 5])  # a window, inside the image
+        corners.add((r, c))
+    assert corners == {(r, c) for r in range(4) for c in range(4)}  # every position drawn
+
+
+def test_progressive_resizing_feeds_the_network_smaller_images_only_where_asked():
+    seen = []
+
+    class Recorder(ScaledSum):
+        def apply(self, variables, x, train=False, mutable=False, rngs=None):
+            seen.append(x.shape)
+            return super().apply(variables, x, train, mutable, rngs)
+
+    for mode in ("resize", "crop"):
+        cfg = dataclasses.replace(TrainConfig(), progressive_resizing=((100, 4),), progressive_mode=mode)
+        train_step = step.make_steps(Recorder(), cfg, jnp.float32).train_step
+        images, labels = jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros(4, jnp.int32)
+        for side in (4, None):
+            train_step(scaled_sum_state(cfg), images, labels, jnp.arange(4), jax.random.key(0), NORM, side)
+    assert seen == [(4, 4, 4, 3), (4, 8, 8, 3)] * 2

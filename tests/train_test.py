@@ -180,3 +180,42 @@ def test_regularisers_train_alike_on_one_and_four_devices_and_the_average_stays_
     out = train(one, folder, "ema_decay=0", "mixup=0.4", "model.drop_path=0.3", "steps=30",
                 flags=("--allow-config-change",))
     assert out.returncode == 2 and "ema_decay=0.9" in out.stderr and "cannot be dropped" in out.stderr
+
+
+def test_progressive_resizing_compiles_a_step_per_side_and_resumes_mid_phase_as_uninterrupted(tmp_path, folder):
+    import shutil
+
+    from resjax.train import config
+
+    base = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=8", "log_every=2", "eval_every=2",
+                                         "eval_from=5", "checkpoint_every=2", "keep_checkpoints=10"])
+    train_set, test_set = loop.load_splits(base)
+    small = base.override(["progressive_resizing=[[4, 4]]"])
+    whole = loop.Trainer(small, tmp_path / "whole", train_set, test_set, progress=False)
+    whole.run()
+    assert set(whole.compiled[0]) == {4, None}
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "test_accuracy" in r] == [6, 8]  # every 2 steps from step 5 on
+    plain = loop.Trainer(base, tmp_path / "plain", train_set, test_set, progress=False)
+    plain.run()
+    with pytest.raises(AssertionError):  # the 4 x 4 images changed the training
+        assert_trees_close(plain.final_state["params"], whole.final_state["params"], rtol=1e-3)
+    resumed = tmp_path / "resumed"  # the run as a kill at step 2 (inside the small phase) leaves it
+    shutil.copytree(tmp_path / "whole", resumed)
+    (resumed / "summary.json").unlink()
+    for late in (4, 6, 8):
+        shutil.rmtree(resumed / "checkpoints" / str(late))
+    again = loop.Trainer(small, resumed, train_set, test_set, progress=False)
+    assert again.run()["resumed_from"] == 2
+    assert_trees_close(again.final_state["params"], whole.final_state["params"], rtol=0, atol=0)
+
+
+def test_progressive_resizing_sides_the_data_or_network_cannot_take_are_refused(folder):
+    from resjax.train import config
+
+    base = config.load("tiny").override([f"data={folder}", "num_classes=2"])
+    classes, labels = ["dark", "light"], (None, None)
+    with pytest.raises(ValueError, match="16 x 16 training images, larger than the 8 x 8 images"):
+        loop.validate(base.override(["progressive_resizing=[[4, 16]]"]), classes, labels, (8, 8, 3))
+    with pytest.raises(ValueError, match="the network does not take 3 x 3 images"):
+        loop.validate(base.override(["progressive_resizing=[[4, 3]]"]), classes, labels, (8, 8, 3))

@@ -34,11 +34,12 @@ PIPELINES = ("auto", "device", "stream")
 AUGMENTATIONS = ("cifar", "imagenet")
 FLIPS = ("random", "alternating")
 STEM_INITS = ("random", "whitening")
+SHRINKS = ("resize", "crop")
 CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES, "input_pipeline": PIPELINES,
-           "augmentation": AUGMENTATIONS, "flip": FLIPS, "stem_init": STEM_INITS}
+           "augmentation": AUGMENTATIONS, "flip": FLIPS, "stem_init": STEM_INITS, "progressive_mode": SHRINKS}
 # Fields that change what is logged and saved, never the trained parameters: a resumed
 # run may change them freely (resjax.train.workdir).
-BOOKKEEPING = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "loader_workers")
+BOOKKEEPING = ("log_every", "eval_every", "eval_from", "checkpoint_every", "keep_checkpoints", "loader_workers")
 
 Positive = Annotated[int, Field(ge=1, lt=2**31)]  # step counters are int32 on the device
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -76,6 +77,15 @@ class TrainConfig:
     # with augment: in every training image a cutout x cutout square around a random centre
     # is set to the mean pixel (DeVries & Taylor, 2017); 0: none
     cutout: Annotated[int, Field(ge=0, lt=2**31)] = 0
+    # progressive resizing: ((until_step, side), ...), until_step increasing: training images
+    # of side x side pixels before until_step (and from the previous one on), made from the
+    # augmented images as progressive_mode says; full size from the last until_step on.
+    # Cheaper early steps (a step's cost goes with the pixels); evaluation is at full size.
+    # E.g. --set 'progressive_resizing=[[1000, 16], [1600, 24]]'
+    progressive_resizing: Annotated[tuple[Annotated[tuple[Positive, Positive], Field(strict=False)], ...],
+                                    Field(strict=False)] = ()
+    # "resize": the whole image downscaled (antialiased); "crop": a random window of it
+    progressive_mode: Literal[SHRINKS] = "resize"
     # "device": the training set on the device as uint8, augmented there; "stream": read,
     # decoded and augmented on the host by worker processes (resjax.train.stream); "auto":
     # stream when augmentation="imagenet" or the decoded training set exceeds 4 GiB
@@ -116,6 +126,8 @@ class TrainConfig:
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     log_every: Positive = 100
     eval_every: Positive = 5_000
+    # no evaluation before this step but the last step's (an early one costs time and says little)
+    eval_from: Annotated[int, Field(ge=0, lt=2**31)] = 0
     checkpoint_every: Positive = 1_000
     keep_checkpoints: Positive = 3
 
@@ -135,6 +147,7 @@ class TrainConfig:
                 + ", ".join(f"{k}={v}" for k, v in bad.items())
                 + f" (a call never crosses a log, evaluation or checkpoint); use one of {divisors} or change them"
             )
+        self._check_progressive_resizing()
         if self.augmentation == "imagenet" and self.input_pipeline == "device":
             raise ValueError("augmentation='imagenet' crops images of any size on the host: it needs "
                              "input_pipeline='stream' (or 'auto'), not 'device'")
@@ -143,6 +156,24 @@ class TrainConfig:
             models.ResNet(num_classes=self.num_classes, **self.model)  # runs resjax.models.check_options
         except (TypeError, ValueError) as e:
             raise ValueError(f"model: {str(e).rstrip('.')}") from None
+
+    def _check_progressive_resizing(self) -> None:
+        until = [u for u, _ in self.progressive_resizing]
+        if any(b <= a for a, b in zip(until, until[1:])) or (until and until[-1] >= self.steps):
+            raise ValueError(f"progressive_resizing's steps {until} must be strictly increasing and below "
+                             f"steps={self.steps}")
+        off = [u for u in until if u % self.steps_per_call]
+        if off:
+            raise ValueError(f"progressive_resizing's steps {off} are not multiples of steps_per_call="
+                             f"{self.steps_per_call}: a call trains at one size")
+
+    def side_at(self, step: int) -> int | None:
+        """The side of the training images at ``step`` (progressive_resizing); None: full size."""
+        return next((side for until, side in self.progressive_resizing if step < until), None)
+
+    def sides(self) -> list[int | None]:
+        """Every side the training images take, in order (None: full size)."""
+        return [side for _, side in self.progressive_resizing] + [None]
 
     def override(self, assignments: list[str]) -> "TrainConfig":
         """Applies ``key=value`` strings (``model.name=value`` for one network field).

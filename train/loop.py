@@ -125,6 +125,16 @@ def validate(config: TrainConfig, class_names, labels, shape) -> None:
         )
     model = models.ResNet(num_classes=config.num_classes, **config.model)
     jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+    for side in {s for s in config.sides() if s is not None}:
+        if side > min(shape[:2]):
+            raise ValueError(f"progressive_resizing asks for {side} x {side} training images, larger than the "
+                             f"{shape[0]} x {shape[1]} images of {config.data!r}; use sides up to {min(shape[:2])}.")
+        try:
+            jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, side, side, shape[2]), jnp.float32))
+        except ValueError as e:
+            why, total = str(e).rstrip("."), model.stem[2] * math.prod(model.strides)
+            raise ValueError(f"progressive_resizing: the network does not take {side} x {side} images ({why}); use "
+                             f"sides divisible by its total stride {total}.") from None
     if config.stem_init == "whitening":
         whitening.check(model.stem[0], model.stem[1], shape[-1])
 
@@ -194,10 +204,11 @@ class DeviceFeed:
         return NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), step_mod.call_sharding(mesh, config.steps_per_call)
 
     @classmethod
-    def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps):
+    def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps, side: int | None = None):
+        """The jitted train_step, training on side x side images (None: full size)."""
         rep, _, idx = cls.shardings(config, mesh)
-        multi = config.steps_per_call > 1
-        return jax.jit(step_mod.several(steps.train_step) if multi else steps.train_step,
+        fn = functools.partial(steps.train_step, side=side)
+        return jax.jit(step_mod.several(fn) if config.steps_per_call > 1 else fn,
                        in_shardings=(rep, rep, rep, idx, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
     @classmethod
@@ -325,25 +336,27 @@ class Trainer:
                             jax.eval_shape(self._init, jax.random.key(0)))
 
     def _compile_steps(self, count: int) -> tuple:
-        """(train step, evaluation step) compiled for ``count`` training images of
-        self.shape: from shapes alone, so that it can run before the data is decoded."""
+        """({side: train step}, evaluation step) compiled for ``count`` training images of
+        self.shape, a train step for each side the training images take (config.sides):
+        from shapes alone, so that it can run before the data is decoded."""
         began = time.perf_counter()
         cfg, mesh, rep, shape, feed_type = self.config, self.mesh, self.replicated, self.shape, self.feed_type
         state = self.abstract_state()
-        train = feed_type.jit(cfg, mesh, self.steps).lower(state, *feed_type.abstract_batch(cfg, mesh, count, shape))
+        batch = feed_type.abstract_batch(cfg, mesh, count, shape)
+        train = {side: feed_type.jit(cfg, mesh, self.steps, side).lower(state, *batch) for side in cfg.sides()}
         sharded, n = NamedSharding(mesh, P("data")), eval_batch_size()
         test = (abstract((n, *shape), np.uint8, sharded), abstract((n,), np.int32, sharded),
                 abstract((n,), np.bool_, sharded), step_mod.norm_shape(shape[-1], rep))
         evaluate = jax.jit(  # the test batch is split over the devices like a training batch
             self.steps.eval_step, in_shardings=(rep, rep, sharded, sharded, sharded, rep), out_shardings=rep
         ).lower(state["params"], state["batch_stats"], *test)
-        compiled = train.compile(), evaluate.compile()
+        compiled = {side: t.compile() for side, t in train.items()}, evaluate.compile()
         self.compile_seconds = time.perf_counter() - began
         return compiled
 
     @functools.cached_property
     def compiled(self) -> tuple:
-        """(train step, evaluation step) for this run's shapes and shardings, once the thread
+        """({side: train step}, evaluation step) for this run's shapes and shardings, once the thread
         that _prepare started has compiled them."""
         return self._compiling.result()
 
@@ -481,7 +494,7 @@ class Trainer:
         start_step = int(state["step"])
         log = MetricsLog(self.workdir if lead else None, purge_step=start_step + 1)
         self.loop_started = self.marks["state"] = time.time()
-        train_step = self.compiled[0]  # waits for the compile, if it has not finished
+        train_steps = self.compiled[0]  # waits for the compile, if it has not finished
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
@@ -492,7 +505,7 @@ class Trainer:
         try:
             with contextlib.closing(self.feed.batches(start_step, position)) as batches:
                 for s, batch in batches:
-                    state, metrics = train_step(state, *batch)
+                    state, metrics = train_steps[cfg.side_at(s)](state, *batch)
                     self.marks.setdefault("first_call", time.time())  # returns once dispatched, before it runs
                     in_flight.add(metrics["loss"])
                     done = s + per_call
@@ -508,7 +521,7 @@ class Trainer:
                         last_t, last_step = now, done
                         log.write(m)
                         bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.3g}", img_s=f"{m['images_per_s']:.0f}")
-                    if done % cfg.eval_every == 0 or done == cfg.steps:
+                    if (done % cfg.eval_every == 0 and done >= cfg.eval_from) or done == cfg.steps:
                         latest = self.evaluate(state)
                         log.write({"step": done, **latest, "time": time.perf_counter() - t0})
                         if not bar.disable:

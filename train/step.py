@@ -110,6 +110,21 @@ def mixup(key: jax.Array, x: jax.Array, targets: jax.Array, alpha: float) -> tup
     return mixed, lam * targets + (1 - lam) * targets[pair]
 
 
+def shrink(key: jax.Array, x: jax.Array, side: int, mode: str) -> jax.Array:
+    """Progressive resizing's smaller training images (Howard, 2018, fast.ai's DAWNBench
+    entries; FFCV's ImageNet recipes): each image of the batch downscaled to side x side
+    pixels (mode "resize": linear, antialiased; the whole view at a coarser scale) or a
+    random side x side window of it (mode "crop": the same scale, a part of the view).
+
+    x: (B, H, W, C) float -> (B, side, side, C), same dtype.
+    """
+    b, h, w, c = x.shape
+    if mode == "resize":
+        return jax.image.resize(x, (b, side, side, c), "linear", antialias=True)
+    offsets = jax.random.randint(key, (b, 2), 0, jnp.array([h - side + 1, w - side + 1]))
+    return jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (side, side, c)))(x, offsets)
+
+
 def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.Array:
     return ((images.astype(jnp.float32) / 255.0 - mean) / std).astype(dtype)
 
@@ -161,10 +176,11 @@ class Steps(NamedTuple):
 def make_steps(model, config: TrainConfig, dtype) -> Steps:
     """The optax optimiser and three pure functions to be jitted.
 
-    train_step(state, images, labels, idx, key, norm) -> (state, metrics), where images
-    and labels are the whole training set on the device and idx the batch's indices.
-    stream_step(state, images, labels, norm) -> (state, metrics) for a batch already
-    augmented. eval_step(params, batch_stats, images, labels, mask, norm) ->
+    train_step(state, images, labels, idx, key, norm, side=None) -> (state, metrics), where
+    images and labels are the whole training set on the device and idx the batch's
+    indices. stream_step(state, images, labels, norm, side=None) -> (state, metrics) for a
+    batch already augmented. side (static: bind it before jitting): train on side x side
+    images made by ``shrink`` (config.progressive_resizing); None: at full size. eval_step(params, batch_stats, images, labels, mask, norm) ->
     {correct_V, correct_top5_V, loss_V: sums} for the views V = single_view, flip (top-5
     counts the label among the five highest logits, or all of them with fewer than five
     classes). norm: (mean, std), each (C,) float32, the pixel statistics that normalise
@@ -173,8 +189,8 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
     """
     tx = optimizer(config)
     lr = schedule(config)
-    # independent of the crops' keys (the feed's): cutout, mixup, stochastic depth (model.drop_path)
-    cutout_key, mixup_key, drop_key = (jax.random.fold_in(jax.random.key(config.seed), i) for i in (1, 2, 3))
+    # independent of the crops' keys (the feed's): cutout, mixup, stochastic depth (model.drop_path), shrink
+    cutout_key, mixup_key, drop_key, shrink_key = (jax.random.fold_in(jax.random.key(config.seed), i) for i in (1, 2, 3, 4))
     has_bn = model.norm == "batch"
 
     def variables(params, batch_stats):
@@ -188,13 +204,15 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
         loss = optax.softmax_cross_entropy(logits, targets.astype(logits.dtype)).mean()
         return loss, (logits, updates.get("batch_stats", batch_stats))
 
-    def train_step(state: State, images, labels, idx, key, norm):
-        return stream_step(state, *training_batch(config, images, labels, idx, key, state["step"]), norm)
+    def train_step(state: State, images, labels, idx, key, norm, side=None):
+        return stream_step(state, *training_batch(config, images, labels, idx, key, state["step"]), norm, side)
 
-    def stream_step(state: State, x, y, norm):
+    def stream_step(state: State, x, y, norm, side=None):
         x = normalise(x, *norm, dtype)
         if config.augment and config.cutout:  # here, not in augment: both pipelines pass through
             x = cutout(jax.random.fold_in(cutout_key, state["step"]), x, config.cutout)
+        if side is not None:  # after cutout: its square keeps its share of the image
+            x = shrink(jax.random.fold_in(shrink_key, state["step"]), x, side, config.progressive_mode)
         targets = jax.nn.one_hot(y, config.num_classes)  # one-hot: no sharding type errors
         if config.label_smoothing:
             targets = optax.smooth_labels(targets, config.label_smoothing)

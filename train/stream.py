@@ -19,6 +19,7 @@ a resumed run sees the batches an uninterrupted one would have seen.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import queue
 import threading
@@ -103,10 +104,11 @@ class StreamFeed:
         return transforms.decode_record(train, 0)[0].shape
 
     @staticmethod
-    def jit(config: TrainConfig, mesh, steps: step_mod.Steps):
-        """The jitted stream_step: the state replicated, the batch as the pipeline shards it."""
+    def jit(config: TrainConfig, mesh, steps: step_mod.Steps, side: int | None = None):
+        """The jitted stream_step, training on side x side images (None: full size): the
+        state replicated, the batch as the pipeline shards it."""
         rep, batch = NamedSharding(mesh, P()), step_mod.call_sharding(mesh, config.steps_per_call)
-        fn = steps.stream_step
+        fn = functools.partial(steps.stream_step, side=side)
         if config.steps_per_call > 1:
             fn = step_mod.several(fn, scanned=(0, 1))
         return jax.jit(fn, in_shardings=(rep, batch, batch, rep), out_shardings=(rep, rep), donate_argnums=(0,))
