@@ -114,10 +114,11 @@ def test_a_resumed_stream_sees_the_batches_of_an_uninterrupted_one(folder, worke
         assert labels.tolist() == train.labels[order.batch_indices(cfg.seed, s, 12, len(train))].tolist()
 
 
-def test_cifar_shaped_data_stream_as_they_train_on_the_device(tmp_path, folder):
+@pytest.mark.parametrize("shrink", [[], ["progressive_resizing=[[4, 4]]"]], ids=["full-size", "progressive"])
+def test_cifar_shaped_data_stream_as_they_train_on_the_device(tmp_path, folder, shrink):
     """Without augmentation, and with the statistics of every image (64 < STATS_IMAGES), the
     streaming pipeline feeds the step exactly the batches the device pipeline gathers."""
-    base = ["augment=false", "steps=6", "eval_every=6", "checkpoint_every=6", "loader_workers=0"]
+    base = ["augment=false", "steps=6", "eval_every=6", "checkpoint_every=6", "loader_workers=0", *shrink]
     summaries = {}
     for pipeline in ("device", "stream"):
         cfg = _cfg(folder, *base).override([f"input_pipeline={pipeline}"])

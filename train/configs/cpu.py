@@ -40,6 +40,8 @@ from resjax.train.config import TrainConfig
 CONFIG = TrainConfig(
     model={"stem": (3, 16, 1), "widths": (16, 32, 64), "blocks": (2, 2, 2), "strides": (1, 2, 2),
            "init_scheme": "fixup", "conv_bias": True},
+    # cheaper early steps: 16-pixel images (downscaled) to step 1,000, 24 to 1,600, then 32
+    progressive_resizing=((1_000, 16), (1_600, 24)),
     steps=2_200,
     batch_size=256,
     lr_schedule="cosine",
@@ -53,5 +55,6 @@ CONFIG = TrainConfig(
     log_every=50,
     eval_flip=True,
     eval_every=200,
-    checkpoint_every=550,
+    eval_from=1_600,
+    checkpoint_every=1_100,
 )
