@@ -76,6 +76,7 @@ def training_config(config: Config, variant: str, seed: int):
         warmup_steps=base.warmup_steps * config.steps // base.steps, lr_boundaries=(),
         log_every=max(config.steps // 25, 1),
         eval_every=config.steps, checkpoint_every=config.steps, cpu_devices=config.cpu_devices,
+        progressive_resizing=(),  # the networks compared at full size, as docs/experiments.md records them
     )
 
 

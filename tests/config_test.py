@@ -39,8 +39,8 @@ def test_unknown_configuration_and_bad_override_are_clear_errors():
 
 def test_override_of_one_network_field_keeps_the_others():
     base = config.load("cpu")
-    cfg = base.override(["model.conv_bias=false", "model.widths=[16, 32, 128]", "steps=300"])
-    assert cfg.model == {**base.model, "conv_bias": False, "widths": (16, 32, 128)} and cfg.steps == 300
+    cfg = base.override(["model.conv_bias=false", "model.widths=[16, 32, 128]", "steps=3000"])
+    assert cfg.model == {**base.model, "conv_bias": False, "widths": (16, 32, 128)} and cfg.steps == 3000
     assert config.load("cpu").model == base.model  # the loaded configuration is untouched
     assert base.override(["model={\"widths\": [32, 64, 128]}"]).model == {"widths": [32, 64, 128]}
     with pytest.raises(ValueError, match="same length"):  # zip used to truncate the stages silently
@@ -58,15 +58,18 @@ def test_steps_per_call_must_divide_every_interval_and_says_which_would():
 
 
 def test_progressive_resizing_phases_are_checked_and_looked_up_by_step():
-    base = config.load("cpu")
+    base = config.load("cpu").override(["progressive_resizing=[]"])
+    assert base.side_at(0) is None and base.sides() == [None]
     cfg = base.override(["progressive_resizing=[[1000, 16], [1600, 24]]"])
     assert cfg.progressive_resizing == ((1000, 16), (1600, 24)) and cfg.sides() == [16, 24, None]
     assert [cfg.side_at(s) for s in (0, 999, 1000, 1599, 1600, 2199)] == [16, 16, 24, 24, None, None]
-    assert base.side_at(0) is None and base.sides() == [None]
+    assert config.load("cpu").progressive_resizing == cfg.progressive_resizing  # the cpu recipe's
     with pytest.raises(config.ConfigError, match=r"steps \[1600, 1000\] must be strictly increasing and below steps=2200"):
         base.override(["progressive_resizing=[[1600, 16], [1000, 24]]"])
-    with pytest.raises(config.ConfigError, match="below steps=2200"):
+    with pytest.raises(config.ConfigError, match=r"below steps=2200 \(with fewer steps, scale them too, or set "
+                                                  r"progressive_resizing=\[\] to train at full size throughout\)"):
         base.override(["progressive_resizing=[[2200, 16]]"])
+    assert config.load("cpu").override(["steps=500", "progressive_resizing=[]"]).sides() == [None]
     with pytest.raises(config.ConfigError, match=r"progressive_resizing\[0\]\[1\]=0: input should be greater"):
         base.override(["progressive_resizing=[[100, 0]]"])
     with pytest.raises(config.ConfigError, match=r"\[1002\] are not multiples of steps_per_call=5"):

@@ -41,7 +41,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    parts = ["a", "b", "d", "e", "f", "g", "h", "x", "y"]
+    parts = ["a", "b", "d", "e", "f", "g", "h", "p", "x", "y"]
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -115,6 +115,14 @@ def test_part_h_trains_fast_with_fixups_mixup_strength(out):
     assert result["exit_status"] == 0 and result["steps"] == 4 and "test_accuracy_single_view_no_ema" in result
     config = json.loads((dest / "fast_mixup07_seed0" / "run" / "config.json").read_text())["config"]
     assert (config["mixup"], config["ema_decay"], config["model"].get("drop_path", 0.0)) == (0.7, 0.999, 0.0)
+
+
+def test_part_p_trains_fast_with_progressive_resizing(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_progressive_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["steps"] == 4
+    config = json.loads((dest / "fast_progressive_seed0" / "run" / "config.json").read_text())["config"]
+    assert config["progressive_resizing"] == [[2, 4]] and config["progressive_mode"] == "resize" and config["nesterov"]
 
 
 def test_part_g_trains_paper_with_logits_in_the_compute_dtype(out):

@@ -161,7 +161,8 @@ class TrainConfig:
         until = [u for u, _ in self.progressive_resizing]
         if any(b <= a for a, b in zip(until, until[1:])) or (until and until[-1] >= self.steps):
             raise ValueError(f"progressive_resizing's steps {until} must be strictly increasing and below "
-                             f"steps={self.steps}")
+                             f"steps={self.steps} (with fewer steps, scale them too, or set progressive_resizing=[] "
+                             "to train at full size throughout)")
         off = [u for u in until if u % self.steps_per_call]
         if off:
             raise ValueError(f"progressive_resizing's steps {off} are not multiples of steps_per_call="

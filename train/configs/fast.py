@@ -32,6 +32,10 @@ Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/
           measures this network with model.fusible_relu=true and XLA's cuDNN
           convolution fusion, and without its biases (x: the same on Table 1), each
           with a profile and what its compiled step launches.
+          Progressive resizing, for the 9 s over 180 s: on the `cpu` recipe, 16- and
+          24-pixel images early brought 80% about 30% sooner, 0.5-0.9 points lower at the
+          end (docs/section4.md); benchmarks/gpu.sh p runs this recipe so
+          (--set 'progressive_resizing=[[3200, 16], [5100, 24]]').
 """
 
 from resjax.train.config import TrainConfig
