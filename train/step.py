@@ -52,17 +52,26 @@ def optimizer(config: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
+def windows(images: jax.Array, offsets: jax.Array, h: int, w: int) -> jax.Array:
+    """The h x w window of each image at its (row, column) offset.
+
+    images: (B, H, W, C), offsets: (B, 2) int -> (B, h, w, C).
+    """
+    c = images.shape[-1]
+    return jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c)))(images, offsets)
+
+
 def augment(key: jax.Array, images: jax.Array, flips: jax.Array | None = None) -> jax.Array:
     """Random crops of the 4-pixel zero-padded images and horizontal flips: random, or
     where ``flips`` says.
 
     images: (B, H, W, C) uint8, flips: (B,) bool or None -> (B, H, W, C) uint8.
     """
-    b, h, w, c = images.shape
+    b, h, w, _ = images.shape
     padded = jnp.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     k_crop, k_flip = jax.random.split(key)
     offsets = jax.random.randint(k_crop, (b, 2), 0, 9)
-    crop = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c)))(padded, offsets)
+    crop = windows(padded, offsets, h, w)
     flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if flips is None else flips
     return jnp.where(flip[:, None, None, None], crop[:, :, ::-1], crop)
 
@@ -122,7 +131,7 @@ def shrink(key: jax.Array, x: jax.Array, side: int, mode: str) -> jax.Array:
     if mode == "resize":
         return jax.image.resize(x, (b, side, side, c), "linear", antialias=True)
     offsets = jax.random.randint(key, (b, 2), 0, jnp.array([h - side + 1, w - side + 1]))
-    return jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (side, side, c)))(x, offsets)
+    return windows(x, offsets, side, side)
 
 
 def normalise(images: jax.Array, mean: jax.Array, std: jax.Array, dtype) -> jax.Array:
