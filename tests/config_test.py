@@ -64,7 +64,8 @@ def test_progressive_resizing_phases_are_checked_and_looked_up_by_step():
     assert cfg.progressive_resizing == ((1000, 16), (1600, 24)) and cfg.sides() == [16, 24, None]
     assert [cfg.side_at(s) for s in (0, 999, 1000, 1599, 1600, 2199)] == [16, 16, 24, 24, None, None]
     assert config.load("cpu").progressive_resizing == cfg.progressive_resizing  # the cpu recipe's
-    with pytest.raises(config.ConfigError, match=r"steps \[1600, 1000\] must be strictly increasing and below steps=2200"):
+    with pytest.raises(config.ConfigError,
+                       match=r"steps \[1600, 1000\] must be strictly increasing and below steps=2200"):
         base.override(["progressive_resizing=[[1600, 16], [1000, 24]]"])
     with pytest.raises(config.ConfigError, match=r"below steps=2200 \(with fewer steps, scale them too, or set "
                                                   r"progressive_resizing=\[\] to train at full size throughout\)"):

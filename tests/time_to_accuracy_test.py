@@ -14,7 +14,8 @@ def workdir(root: pathlib.Path, startup: float, evals: list[tuple[int, float, fl
     root.mkdir()
     (root / "summary.json").write_text(json.dumps({"startup_seconds": startup}))
     rows = [{"step": s, "loss": 1.0, "time": t - 1} for s, t, _ in evals]  # training rows carry no accuracy
-    rows += [{"step": s, "time": t, "test_accuracy_flip": a, "test_accuracy_single_view": a - 0.01} for s, t, a in evals]
+    rows += [{"step": s, "time": t, "test_accuracy_flip": a, "test_accuracy_single_view": a - 0.01}
+             for s, t, a in evals]
     (root / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sorted(rows, key=lambda r: r["step"])))
     return root
 

@@ -189,17 +189,19 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
     images and labels are the whole training set on the device and idx the batch's
     indices. stream_step(state, images, labels, norm, side=None) -> (state, metrics) for a
     batch already augmented. side (static: bind it before jitting): train on side x side
-    images made by ``shrink`` (config.progressive_resizing); None: at full size. eval_step(params, batch_stats, images, labels, mask, norm) ->
-    {correct_V, correct_top5_V, loss_V: sums} for the views V = single_view, flip (top-5
-    counts the label among the five highest logits, or all of them with fewer than five
-    classes). norm: (mean, std), each (C,) float32, the pixel statistics that normalise
-    the images: an argument, not a constant, so that the steps compile before the data
-    is read (resjax.train.loop).
+    images made by ``shrink`` (config.progressive_resizing); None: at full size.
+    eval_step(params, batch_stats, images, labels, mask, norm) -> {correct_V,
+    correct_top5_V, loss_V: sums} for the views V = single_view, flip (top-5 counts the
+    label among the five highest logits, or all of them with fewer than five classes).
+    norm: (mean, std), each (C,) float32, the pixel statistics that normalise the images:
+    an argument, not a constant, so that the steps compile before the data is read
+    (resjax.train.loop).
     """
     tx = optimizer(config)
     lr = schedule(config)
     # independent of the crops' keys (the feed's): cutout, mixup, stochastic depth (model.drop_path), shrink
-    cutout_key, mixup_key, drop_key, shrink_key = (jax.random.fold_in(jax.random.key(config.seed), i) for i in (1, 2, 3, 4))
+    seed = jax.random.key(config.seed)
+    cutout_key, mixup_key, drop_key, shrink_key = (jax.random.fold_in(seed, i) for i in (1, 2, 3, 4))
     has_bn = model.norm == "batch"
 
     def variables(params, batch_stats):
