@@ -166,6 +166,31 @@ def test_mixup_mixes_images_and_targets_with_one_weight_and_a_pairing():
     assert len(weights) == 5  # a new λ for every key
 
 
+class RowReader:
+    """A stand-in model that reads the class off the image: class k scores w times row k's
+    mean (k < 8; classes 8 and 9 never win)."""
+
+    norm = None
+
+    def apply(self, variables, x, train=False, mutable=False, rngs=None):
+        rows = variables["params"]["w"] * x.mean((2, 3))
+        return jnp.concatenate([rows, jnp.full((x.shape[0], 2), -1e3)], axis=-1)
+
+
+def test_training_accuracy_under_mixup_is_against_each_mixed_images_dominant_label():
+    # image c is bright in row c only: the reader classifies every mixed image as the label
+    # that weighs more in it, so it is right on every image, whichever way λ falls
+    images = jnp.asarray(255 * np.eye(8)[:, :, None, None] * np.ones((8, 8, 8, 3)), jnp.uint8)
+    labels = jnp.arange(8, dtype=jnp.int32)
+    for seed in range(5):  # five λ: some below 1/2, where an image's own label is the lighter one
+        cfg = dataclasses.replace(TrainConfig(), augment=False, mixup=1.0, seed=seed)
+        train_step = step.make_steps(RowReader(), cfg, jnp.float32).train_step
+        state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.array(1.0)}, "batch_stats": {}}
+        state["opt_state"] = step.optimizer(cfg).init(state["params"])
+        metrics = train_step(state, images, labels, jnp.arange(8), jax.random.key(0), NORM)[1]
+        assert float(metrics["accuracy"]) == 1.0
+
+
 class ScaledSum:
     """A stand-in model with one parameter: class 0 scores w times the input's mean."""
 

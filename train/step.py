@@ -243,7 +243,10 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
             new["ema"] = optax.incremental_update(new["params"], state["ema"], 1.0 - config.ema_decay)
         metrics = {
             "loss": loss,
-            "accuracy": jnp.mean(jnp.argmax(logits, -1) == y),
+            # against each image's dominant label: y itself, except under mixup, where it is the
+            # label of whichever image weighs more (an image's own label, half the time, says
+            # nothing about whether the training set is fit)
+            "accuracy": jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1)),
             "lr": lr(state["step"]),
             # written out: optax.tree.norm is newer than the optax>=0.2 that pyproject.toml allows
             "grad_norm": jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(grads))),
