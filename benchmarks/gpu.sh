@@ -10,18 +10,11 @@
 #      launch count (step_benchmark.json), then one `fast` run (seed 0)   ~6-7 min on an H200
 #   b  the second `fast` seed                                          ~3 min
 #   c  the unchanged `paper` configuration with seed 1                 ~7 min
-#   d  `fast` with cutout 8 (seed 0): does more augmentation close the gap to 93.62%
-#      that a training set fit by step 5,100 leaves? (docs/section4.md)   ~3 min
-#   e  `fast` with the regularisers a CPU proxy ranked first (mixup 0.2, and an average of
-#      the parameters; docs/section4.md): do they close the gap?            ~3 min
-#   f  `fast` with stochastic depth 0.2 and the average instead: the proxy's other
-#      regulariser of the same strength                                       ~3 min
-#   h  `fast` with stronger mixup (0.7) and the average: Fixup's own cross-validated α on
-#      CIFAR-10 (Zhang et al., 2019: 0.7 for Fixup, 0.2 for batch norm), for when e gains
-#      but still fits its training set                                          ~3 min
 #   p  `fast` with progressive resizing (16-pixel images to step 3,200, 24 to 5,100, then
 #      32: the `cpu` recipe's phases, scaled): how much of the loop it saves on a GPU, and
 #      what it costs in accuracy (on the CPU: 30% of the time to 80%, docs/section4.md) ~3 min
+#   q  `fast` with progressive resizing and 9,000 steps (92 epochs; p's phases x 9/7): do
+#      more epochs, paid for by smaller images early, close the gap to 93.62%?     ~3 min
 #   g  `paper` (seed 0) with bfloat16 logits and loss (model.float32_head=false): the
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
 #   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
@@ -58,7 +51,7 @@ if [ -n "$TINY" ]; then
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
   VSTEP=(--steps 2 --batches 16 --dtypes float32); XNET=(--config tiny); YNET=(--config tiny)
-  PROGRESSIVE=("progressive_resizing=[[2, 4]]")
+  PROGRESSIVE=("progressive_resizing=[[2, 4]]"); LONGER=("progressive_resizing=[[2, 4]]" steps=6 checkpoint_every=6)
 else
   # 288 timed steps (300 for the peers): 1.7 s at batch 128, where 100 steps (0.6-0.9 s)
   # gave resjax 13,821 and 18,842 images/s in two processes 7 minutes apart
@@ -68,11 +61,8 @@ else
   INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
   VSTEP=(--steps 288 --batches 128 512 --dtypes bfloat16); XNET=(--full); YNET=(--config fast)
   PROGRESSIVE=("progressive_resizing=[[3200, 16], [5100, 24]]")  # part p's: the cpu config's phases x 7,000/2,200
+  LONGER=("progressive_resizing=[[4100, 16], [6600, 24]]" steps=9000 checkpoint_every=9000)  # part q's: p's x 9/7
 fi
-# part e's recipe: `fast` plus these (chosen on a CPU proxy, docs/section4.md)
-REGULARISED=(mixup=0.2 ema_decay=0.999)
-DEEP_DROP=(model.drop_path=0.2 ema_decay=0.999)  # part f's
-STRONG_MIXUP=(mixup=0.7 ema_decay=0.999)  # part h's
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 
 train() {  # name config seed [more KEY=VALUE overrides]
@@ -103,7 +93,7 @@ if summary.exists():
     out["curve"] = [[r["step"], *(r[v] for v in views)] for r in rows if "test_accuracy_single_view" in r]
     out["final_train_loss"] = [r["loss"] for r in rows if "loss" in r][-1]
     # has the run fit its training set? (the mean of the last 5 logged batches; under mixup
-    # against each image's own label): the question before a stronger regulariser (part h)
+    # against each mixed image's dominant label): the question before a stronger regulariser
     accuracy = [r["accuracy"] for r in rows if "accuracy" in r][-5:]
     out["final_train_accuracy"] = sum(accuracy) / len(accuracy)
 (d / "result.json").write_text(json.dumps(out, indent=1))
@@ -197,7 +187,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|d|e|f|g|h|p|x|y|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -206,18 +196,15 @@ for part in "$@"; do
     a) step_benchmark; train fast_seed0 fast 0 ;;
     b) train fast_seed1 fast 1 ;;
     c) train paper_seed1 paper 1 ;;
-    d) train fast_cutout8_seed0 fast 0 cutout=8 ;;
-    e) train fast_regularised_seed0 fast 0 "${REGULARISED[@]}" ;;
-    f) train fast_drop_path_seed0 fast 0 "${DEEP_DROP[@]}" ;;
-    h) train fast_mixup07_seed0 fast 0 "${STRONG_MIXUP[@]}" ;;
     p) train fast_progressive_seed0 fast 0 "${PROGRESSIVE[@]}" ;;
+    q) train fast_longer_seed0 fast 0 "${LONGER[@]}" ;;
     g) train paper_bf16_logits_seed0 paper 0 model.float32_head=false ;;
     x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, d, e, f, g, h, p, x, y, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, g, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

@@ -10,38 +10,38 @@ Changes:  batch 512 (the step benchmark's fastest: 34,600 images/s in bf16 on an
           biases (on CPU they took a small network from 50.2% to 56.0% after 500 steps:
           docs/section4.md) and gradient clipping at norm 1 as a guard against NaN (it
           does not widen the stability margin: docs/section4.md, benchmarks/stability.py).
-          No normalisation layer. Every evaluation reports single-view and
-          flip-averaged accuracy; one checkpoint, at the end (each costs time).
-Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-28,
-          benchmarks/gpu.sh parts a and b, docs/results/fast_h200_*): 90.43% single-view
-          test accuracy (90.98% flip-averaged) in 189.0 s for the whole command with
-          seed 0; 90.90% (91.24%) in 189.0 s with seed 1. Short of issue 10's 93.62% in
-          180 s: the training set is fit completely by step 5,100 (docs/section4.md).
-          The data's JPEG compression may be part of the gap: on the `cpu` recipe each
-          lower quality (50, 30) cost 2.4 and 4.1 points (docs/section4.md).
-          The network without normalisation may be part of it too: on the `cpu` recipe,
-          batch norm (with the standard initialisation) ended 1.5 and 2.0 points higher
-          single-view (two seeds).
-Next:     regularisers a CPU proxy ranked first, to be run on a GPU (benchmarks/gpu.sh
-          e and f): --set mixup=0.2 ema_decay=0.999, and --set model.drop_path=0.2
-          ema_decay=0.999 (docs/section4.md, "Which regulariser"); part h: mixup=0.7,
-          Fixup's own cross-validated strength (Zhang et al., 2019). Since those runs the
-          steps compile while the data is decoded (about 20 s of compiling in the loop
-          on the H200 then; how much of it the overlap hides is not yet measured).
-          The step's elementwise work (23% of it on the H200): benchmarks/gpu.sh y
-          measures this network with model.fusible_relu=true and XLA's cuDNN
-          convolution fusion, and without its biases (x: the same on Table 1), each
+          No normalisation layer. Regularisers, because the network fits its augmented
+          training set by step 5,100 without them (docs/section4.md): mixup 0.2, stochastic
+          depth 0.2 (model.drop_path) and an average of the parameters (ema_decay=0.999),
+          each chosen on a CPU proxy of that situation and then measured on the GPU. Every
+          evaluation reports single-view and flip-averaged accuracy (of the average, and of
+          the raw parameters under names ending in _no_ema); one checkpoint, at the end.
+Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-29,
+          benchmarks/gpu.sh e with TRAIN_SET='model.drop_path=0.2', docs/results/
+          fast_h200_regularised_*): 91.94% single-view test accuracy (91.92% flip-averaged)
+          in 169.0 s for the whole command with seed 0 (one seed so far: benchmarks/gpu.sh
+          b runs seed 1). Each regulariser alone gave 91.44-91.59% (mixup 0.2, mixup 0.7,
+          stochastic depth 0.2, each with the average); without any, 90.43% and 90.90% in
+          189.0 s (seeds 0 and 1, 2026-11-28, docs/results/fast_h200_seed*: before the
+          steps compiled during data loading, which took 20 s off the command).
+          Short of issue 10's 93.62% by 1.7 points. The data's JPEG compression may be part
+          of the gap: on the `cpu` recipe each lower quality (50, 30) cost 2.4 and 4.1
+          points (docs/section4.md). The network without normalisation may be part of it
+          too: on the `cpu` recipe, batch norm (with the standard initialisation) ended 1.5
+          and 2.0 points higher single-view (two seeds).
+Next:     more epochs in the same time: benchmarks/gpu.sh p trains this recipe on smaller
+          images first (16 pixels to step 3,200, 24 to 5,100; on the `cpu` recipe 80%
+          came about 30% sooner, 0.5-0.9 points lower at the end), q spends what that saves
+          on 9,000 steps. The step's elementwise work (23% of it on the H200):
+          benchmarks/gpu.sh y measures this network with model.fusible_relu=true and XLA's
+          cuDNN convolution fusion, and without its biases (x: the same on Table 1), each
           with a profile and what its compiled step launches.
-          Progressive resizing, for the 9 s over 180 s: on the `cpu` recipe, 16- and
-          24-pixel images early brought 80% about 30% sooner, 0.5-0.9 points lower at the
-          end (docs/section4.md); benchmarks/gpu.sh p runs this recipe so
-          (--set 'progressive_resizing=[[3200, 16], [5100, 24]]').
 """
 
 from resjax.train.config import TrainConfig
 
 CONFIG = TrainConfig(
-    model={"init_scheme": "fixup", "conv_bias": True},
+    model={"init_scheme": "fixup", "conv_bias": True, "drop_path": 0.2},
     steps=7_000,
     batch_size=512,
     lr_schedule="cosine",
@@ -51,6 +51,8 @@ CONFIG = TrainConfig(
     nesterov=True,
     weight_decay=5e-4,
     label_smoothing=0.1,
+    mixup=0.2,
+    ema_decay=0.999,
     eval_flip=True,
     log_every=100,
     eval_every=1_000,
