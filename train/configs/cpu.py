@@ -6,9 +6,10 @@ step 1,000 and 24-pixel ones to step 1,600 cost a third and two thirds of a full
 step, and the first evaluation at or above 80% came about 30% sooner than with the same
 recipe at full size (294-295 s against 415 s from the command's start, the same day,
 docs/section4.md). It comes at step 2,000 of 2,200, so the time to 80% is still the
-machine's speed: about 5 minutes at the 1,150 full-size images/s of 2026-11-29; 21-22
-minutes on a day as slow as the slowest seen (250 images/s, 4.6 times slower), if
-every part of the run slows alike.
+machine's speed: about 5 minutes at the 1,150 full-size images/s of 2026-11-29's
+morning, 11 min 39 s that evening (measured; the step benchmark gave 428 images/s), and
+about 20 minutes, scaled from that evening, on a day as slow as the slowest seen (250
+images/s).
 
 Command:  resjax train --config cpu --workdir runs/cpu --set data=../shared/data/cifar10-jpeg
 Network:  a small member of the Section 4 family: identity shortcuts, the fixed random
@@ -28,6 +29,10 @@ Expected: (2026-11-29, the README's install: JAX 0.10.2, Python 3.11; the machin
                   final 79.47% single-view, 80.72% flip-averaged; 342 s in all.
           seed 1: 80.37% at step 2,000, 279 s from the start; final 80.09% / 80.59%;
                   330 s in all.
+          seed 0 on a slow evening (the same day, 428 full-size images/s in the step
+                  benchmark; likely another host's processor: slightly different figures):
+                  80.64% at step 2,000, 699 s (11 min 39 s) from the start; final
+                  80.05% / 80.74%; 810 s in all.
 Before (the same recipe at full size, evaluated every 200 steps and checkpointed every
           550): 80.91% and 80.82% (seeds 0, 1) in 28-29 minutes on a slow day (335
           images/s, JAX 0.12, 2026-11-27); on 2026-11-29 (about 1,060 images/s) 80% at
