@@ -43,6 +43,7 @@ def test_tiny_run_learns_and_writes_its_record(reference):
     assert list(phases) == ["setup_seconds", "data_seconds", "state_seconds", "first_call_seconds"]
     assert min(phases.values()) > 0 and phases["first_call_seconds"] < summary["seconds"]
     assert 0 < summary["compile_seconds"] < summary["wall_seconds"]
+    assert summary["host"]["cores"] == os.cpu_count() and summary["host"]["device_kind"] == "cpu"
     assert abs(phases["setup_seconds"] + phases["data_seconds"] + phases["state_seconds"]
                - summary["startup_seconds"]) < 1e-6
     rows = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
@@ -219,3 +220,12 @@ def test_progressive_resizing_sides_the_data_or_network_cannot_take_are_refused(
         loop.validate(base.override(["progressive_resizing=[[4, 16]]"]), classes, labels, (8, 8, 3))
     with pytest.raises(ValueError, match="the network does not take 3 x 3 images"):
         loop.validate(base.override(["progressive_resizing=[[4, 3]]"]), classes, labels, (8, 8, 3))
+
+
+def test_host_description_names_the_processor_and_its_vector_extensions(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n\n"
+                       "processor\t: 1\nmodel name\t: other\nflags\t\t: avx512f\n")
+    host = loop.host_description(str(cpuinfo))
+    assert (host["processor"], host["simd"]) == ("AMD EPYC", ["avx2"])  # the first processor's lines
+    assert "simd" not in loop.host_description(str(tmp_path / "absent"))  # no /proc/cpuinfo: what platform says

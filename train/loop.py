@@ -26,6 +26,7 @@ import json
 import math
 import os
 import pathlib
+import platform
 import sys
 import time
 
@@ -243,6 +244,26 @@ class DeviceFeed:
                 # every process holds all
                 self._test_batches.append(tuple(jax.device_put(a, self.sharded) for a in (x, y, mask)))
         return self._test_batches
+
+
+def host_description(cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """The machine a run's figures belong to. On one host training is bitwise repeatable;
+    another processor may train to slightly different figures, since XLA compiles for its
+    instruction set (docs/section4.md), so the summary names the processor and the vector
+    extensions that XLA's CPU code uses."""
+    info = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "jax": jax.__version__, "device_kind": jax.devices()[0].device_kind}
+    try:
+        lines = pathlib.Path(cpuinfo).read_text().splitlines()
+    except OSError:  # not Linux
+        return info
+    fields = {}
+    for key, colon, value in (line.partition(":") for line in lines):
+        if colon:
+            fields.setdefault(key.strip(), value.strip())  # the first processor's
+    flags = set(fields.get("flags", "").split())
+    return {**info, "processor": fields.get("model name", info["processor"]),
+            "simd": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]}
 
 
 def eval_batch_size() -> int:
@@ -551,6 +572,7 @@ class Trainer:
             "devices": jax.device_count(),
             "processes": jax.process_count(),
             "backend": jax.default_backend(),
+            "host": host_description(),
             "input_pipeline": "stream" if self.streaming else "device",
             **({"skipped_images": self.feed.skipped} if cfg.skip_corrupt else {}),
             **results,
