@@ -16,8 +16,9 @@ Changes:  batch 512 (the step benchmark's fastest: 34,600 images/s in bf16 on an
           each chosen on a CPU proxy of that situation and then measured on the GPU. Every
           evaluation reports single-view and flip-averaged accuracy (of the average, and of
           the raw parameters under names ending in _no_ema); one checkpoint, at the end.
-Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-29,
-          benchmarks/gpu.sh e with TRAIN_SET='model.drop_path=0.2', docs/results/
+Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-29, at
+          e095c4e, where benchmarks/gpu.sh e (since removed) added mixup and the average
+          to the `fast` of then, with TRAIN_SET='model.drop_path=0.2'; docs/results/
           fast_h200_regularised_*): 91.94% single-view test accuracy (91.92% flip-averaged)
           in 169.0 s for the whole command with seed 0 (one seed so far: benchmarks/gpu.sh
           b runs seed 1). Each regulariser alone gave 91.44-91.59% (mixup 0.2, mixup 0.7,
