@@ -185,8 +185,7 @@ def test_training_accuracy_under_mixup_is_against_each_mixed_images_dominant_lab
     for seed in range(5):  # five λ: some below 1/2, where an image's own label is the lighter one
         cfg = dataclasses.replace(TrainConfig(), augment=False, mixup=1.0, seed=seed)
         train_step = step.make_steps(RowReader(), cfg, jnp.float32).train_step
-        state = {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.array(1.0)}, "batch_stats": {}}
-        state["opt_state"] = step.optimizer(cfg).init(state["params"])
+        state = scaled_sum_state(cfg, w=1.0)  # RowReader has ScaledSum's one parameter
         metrics = train_step(state, images, labels, jnp.arange(8), jax.random.key(0), NORM)[1]
         assert float(metrics["accuracy"]) == 1.0
 
