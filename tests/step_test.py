@@ -211,14 +211,16 @@ def test_ema_averages_the_parameters_after_every_step():
     train_step = step.make_steps(ScaledSum(), cfg, jnp.float32).train_step
     state = {**scaled_sum_state(cfg), "ema": {"w": jnp.array(0.5)}}
     images, labels = jnp.full((4, 8, 8, 3), 255, jnp.uint8), jnp.zeros(4, jnp.int32)
-    expected, seen = 0.5, []
-    for _ in range(3):
+    seen = []
+    for t in range(1, 4):
         state, _ = train_step(state, images, labels, jnp.arange(4), jax.random.key(0), NORM)
-        w = float(state["params"]["w"])
-        expected = 0.75 * expected + 0.25 * w
-        seen.append(w)
+        seen.append(float(state["params"]["w"]))
+        weights = [0.75 ** (t - s) for s in range(1, t + 1)]  # of the iterates 1..t; none for the initial 0.5
+        expected = sum(w * p for w, p in zip(weights, seen)) / sum(weights)
         np.testing.assert_allclose(float(state["ema"]["w"]), expected, rtol=1e-6)
     assert len(set(seen)) == 3  # the parameters moved, and the average followed
+    np.testing.assert_allclose(float(step.ema_rate(0.999, jnp.array(1))), 1.0)  # the first step replaces the start
+    np.testing.assert_allclose(float(step.ema_rate(0.999, jnp.array(10**6))), 1e-3, rtol=1e-4)  # then 1 - decay
 
 
 def test_mixup_changes_the_loss_only_when_on():

@@ -173,6 +173,18 @@ def several(train_step, scanned=(2,)):
     return train_steps
 
 
+def ema_rate(decay: float, step: jax.Array) -> jax.Array:
+    """The weight of step ``step``'s parameters (step >= 1) in their running average:
+    (1 - decay) / (1 - decay**step). The average is then the exponentially weighted mean
+    of the parameters after steps 1..step alone, as the bias-corrected average that starts
+    from zero is (optax.ema with debias; Adam's moments): the first step replaces the
+    initial point. With the plain rate 1 - decay the initial point keeps the weight
+    decay**step, 37% after 1,000 steps at decay 0.999, and the early evaluations
+    measure mostly the untrained network."""
+    d = jnp.float32(decay)
+    return (1 - d) / (1 - d ** step.astype(jnp.float32))
+
+
 class Steps(NamedTuple):
     """The optimiser and the pure functions to be jitted (see make_steps)."""
 
@@ -240,7 +252,7 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
             "batch_stats": batch_stats,
         }
         if config.ema_decay:
-            new["ema"] = optax.incremental_update(new["params"], state["ema"], 1.0 - config.ema_decay)
+            new["ema"] = optax.incremental_update(new["params"], state["ema"], ema_rate(config.ema_decay, new["step"]))
         metrics = {
             "loss": loss,
             # against each image's dominant label: y itself, except under mixup, where it is the

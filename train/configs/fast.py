@@ -12,8 +12,10 @@ Changes:  batch 512 (the step benchmark's fastest: 34,600 images/s in bf16 on an
           does not widen the stability margin: docs/section4.md, benchmarks/stability.py).
           No normalisation layer. Regularisers, because the network fits its augmented
           training set by step 5,100 without them (docs/section4.md): mixup 0.2, stochastic
-          depth 0.2 (model.drop_path) and an average of the parameters (ema_decay=0.999),
-          each chosen on a CPU proxy of that situation and then measured on the GPU. Every
+          depth 0.2 (model.drop_path) and an average of the parameters (ema_decay=0.999;
+          bias-corrected since the runs below, which at step 7,000 moves the initial point's
+          weight of 0.09% onto the trained parameters), each chosen on a CPU proxy of that
+          situation and then measured on the GPU. Every
           evaluation reports single-view and flip-averaged accuracy (of the average, and of
           the raw parameters under names ending in _no_ema); one checkpoint, at the end.
 Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-29, at
