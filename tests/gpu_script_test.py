@@ -89,6 +89,7 @@ def test_part_p_trains_fast_with_progressive_resizing(out):
     dest, _ = out
     result = json.loads((dest / "fast_progressive_seed0" / "result.json").read_text())
     assert result["exit_status"] == 0 and result["steps"] == 4
+    assert set(result["compiles"]) == {"train_4", "evaluate", "train"}  # each side's compile time, for the reading
     config = json.loads((dest / "fast_progressive_seed0" / "run" / "config.json").read_text())["config"]
     assert config["progressive_resizing"] == [[2, 4]] and config["progressive_mode"] == "resize" and config["nesterov"]
 

@@ -193,8 +193,9 @@ def test_progressive_resizing_compiles_a_step_per_side_and_resumes_mid_phase_as_
     train_set, test_set = loop.load_splits(base)
     small = base.override(["progressive_resizing=[[4, 4]]"])
     whole = loop.Trainer(small, tmp_path / "whole", train_set, test_set, progress=False)
-    whole.run()
-    assert set(whole.compiled[0]) == {4, None}
+    summary = whole.run()
+    assert set(summary["compiles"]) == {"train_4", "train", "evaluate"}
+    assert summary["compile_seconds"] == sum(c["seconds"] for c in summary["compiles"].values())
     rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "test_accuracy" in r] == [6, 8]  # every 2 steps from step 5 on
     plain = loop.Trainer(base, tmp_path / "plain", train_set, test_set, progress=False)
@@ -209,6 +210,21 @@ def test_progressive_resizing_compiles_a_step_per_side_and_resumes_mid_phase_as_
     again = loop.Trainer(small, resumed, train_set, test_set, progress=False)
     assert again.run()["resumed_from"] == 2
     assert_trees_close(again.final_state["params"], whole.final_state["params"], rtol=0, atol=0)
+
+
+def test_steps_compile_in_the_order_the_run_first_calls_them():
+    from resjax.train import config
+
+    cfg = config.load("cpu").override(["steps=2200", "progressive_resizing=[[1000,16],[1600,24]]", "eval_every=200",
+                                       "eval_from=1600"])
+    assert loop.compile_order(cfg, 0) == [16, 24, "evaluate", None]  # evaluated after step 1,600, before training it
+    assert loop.compile_order(cfg, 1000) == [24, "evaluate", None]  # a resumed run compiles no side it is past
+    assert loop.compile_order(cfg, 1800) == [None, "evaluate"]
+    assert loop.compile_order(cfg, 2200) == ["evaluate"]  # resumed at the end: only its evaluation is left
+    early = cfg.override(["eval_from=0", "progressive_resizing=[[1000,16],[1600,16]]"])
+    assert loop.compile_order(early, 0) == [16, "evaluate", None]  # the first evaluation, after step 200
+    assert loop.compile_order(early, 1300) == [16, "evaluate", None]  # the next, after step 1,400
+    assert [loop.compile_name(k) for k in (16, None, "evaluate")] == ["train_16", "train", "evaluate"]
 
 
 def test_progressive_resizing_sides_the_data_or_network_cannot_take_are_refused(folder):

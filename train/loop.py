@@ -271,13 +271,26 @@ def eval_batch_size() -> int:
     return -(-EVAL_BATCH // jax.device_count()) * jax.device_count()
 
 
-def in_background(fn) -> concurrent.futures.Future:
-    """fn() in a thread of its own; the future holds its result or its exception."""
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resjax")
-    try:
-        return pool.submit(fn)
-    finally:
-        pool.shutdown(wait=False)  # the thread ends with its one task
+def compile_order(config: TrainConfig, start: int) -> list[int | str | None]:
+    """The steps a run from step ``start`` compiles, in the order it first calls them: the
+    training step of each side still ahead (config.sides(); None: full size) and
+    "evaluate". An evaluation after step s comes before training step s."""
+    begins = [0] + [until for until, _ in config.progressive_resizing]
+    ends = begins[1:] + [config.steps]
+    first = {}
+    for side, b, e in zip(config.sides(), begins, ends):
+        if e > start:
+            first.setdefault(side, max(b, start))  # a side may come twice
+    evaluation = max(config.eval_from, start + 1)
+    first_eval = min(config.steps, -(-evaluation // config.eval_every) * config.eval_every)
+    order = sorted([((first_eval, 0), "evaluate")] + [((s, 1), side) for side, s in first.items()],
+                   key=lambda item: item[0])
+    return [key for _, key in order]
+
+
+def compile_name(key: int | str | None) -> str:
+    """A compiled step's name in the summary: evaluate, train (full size), train_16 (side 16)."""
+    return key if isinstance(key, str) else "train" if key is None else f"train_{key}"
 
 
 def make_mesh():
@@ -299,6 +312,7 @@ class Trainer:
 
     def __post_init__(self):
         self.marks = {"started": self.started}  # phase ends, for the summary's "phases"
+        self._compiling = {}  # step: the future of its compile (_start_compiles)
         cfg = self.config
         self.workdir = pathlib.Path(self.workdir)
         self.dtype = compute_dtype(cfg)
@@ -317,13 +331,13 @@ class Trainer:
         self.steps = step_mod.make_steps(self.model, cfg, self.dtype)
         self.tx = self.steps.tx
 
-    def _prepare(self) -> None:
+    def _prepare(self, start: int = 0) -> None:
         """Starts compiling the steps in a thread, then decodes the data (Records that
-        load_splits left undecoded) and builds the feed: the compile overlaps these and the
-        state's initialisation (on a GPU it takes seconds: cuDNN's kernels are timed)."""
+        load_splits left undecoded) and builds the feed: the compiles overlap these and the
+        state's initialisation (on a GPU they take seconds: cuDNN's kernels are timed)."""
         self.marks["setup"] = time.time()
         cfg, train, test = self.config, self.train_set, self.test_set
-        self._compiling = in_background(functools.partial(self._compile_steps, len(train)))
+        self._start_compiles(len(train), start)
         if not self.streaming and isinstance(train, records_mod.Records):
             self.train_set, self.test_set = (data_mod.in_memory(r, cfg.data) for r in (train, test))
             validate_labels(cfg, (self.train_set.labels, self.test_set.labels))
@@ -340,7 +354,7 @@ class Trainer:
             "params": params,
             "opt_state": self.tx.init(params),
             "batch_stats": variables.get("batch_stats", {}),
-            **({"ema": params} if self.config.ema_decay else {}),  # the average starts at the initial point
+            **({"ema": params} if self.config.ema_decay else {}),  # its shape: the first step replaces it (ema_rate)
         }
 
     def init_state(self) -> step_mod.State:
@@ -356,30 +370,46 @@ class Trainer:
         return jax.tree.map(lambda a: abstract(a.shape, a.dtype, self.replicated),
                             jax.eval_shape(self._init, jax.random.key(0)))
 
-    def _compile_steps(self, count: int) -> tuple:
-        """({side: train step}, evaluation step) compiled for ``count`` training images of
-        self.shape, a train step for each side the training images take (config.sides):
-        from shapes alone, so that it can run before the data is decoded."""
+    def _start_compiles(self, count: int, start: int) -> None:
+        """Compiles, one after another in a thread of their own, the steps a run from
+        ``start`` needs (compile_order) for ``count`` training images of self.shape, from
+        shapes alone: it can start before the data is decoded, and the loop waits only for
+        the step it calls next, so that with progressive_resizing the later sides compile
+        while the first trains (all before the loop, they delayed its start by a compile
+        per side)."""
+        self.compiles = {}  # name: {"seconds": compiling, "waited": the loop's wait for it}
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resjax-compile")  # in submission order
+        self._compiling = {key: pool.submit(self._compile, key, count) for key in compile_order(self.config, start)}
+        pool.shutdown(wait=False)  # the thread ends with its last compile
+
+    def _compile(self, key: int | str | None, count: int):
+        """The step ``key`` (a side, None: full size, or "evaluate"), compiled."""
         began = time.perf_counter()
         cfg, mesh, rep, shape, feed_type = self.config, self.mesh, self.replicated, self.shape, self.feed_type
         state = self.abstract_state()
-        batch = feed_type.abstract_batch(cfg, mesh, count, shape)
-        train = {side: feed_type.jit(cfg, mesh, self.steps, side).lower(state, *batch) for side in cfg.sides()}
-        sharded, n = NamedSharding(mesh, P("data")), eval_batch_size()
-        test = (abstract((n, *shape), np.uint8, sharded), abstract((n,), np.int32, sharded),
-                abstract((n,), np.bool_, sharded), step_mod.norm_shape(shape[-1], rep))
-        evaluate = jax.jit(  # the test batch is split over the devices like a training batch
-            self.steps.eval_step, in_shardings=(rep, rep, sharded, sharded, sharded, rep), out_shardings=rep
-        ).lower(state["params"], state["batch_stats"], *test)
-        compiled = {side: t.compile() for side, t in train.items()}, evaluate.compile()
-        self.compile_seconds = time.perf_counter() - began
+        if key != "evaluate":
+            batch = feed_type.abstract_batch(cfg, mesh, count, shape)
+            lowered = feed_type.jit(cfg, mesh, self.steps, key).lower(state, *batch)
+        else:
+            sharded, n = NamedSharding(mesh, P("data")), eval_batch_size()
+            test = (abstract((n, *shape), np.uint8, sharded), abstract((n,), np.int32, sharded),
+                    abstract((n,), np.bool_, sharded), step_mod.norm_shape(shape[-1], rep))
+            lowered = jax.jit(  # the test batch is split over the devices like a training batch
+                self.steps.eval_step, in_shardings=(rep, rep, sharded, sharded, sharded, rep), out_shardings=rep
+            ).lower(state["params"], state["batch_stats"], *test)
+        compiled = lowered.compile()
+        self.compiles.setdefault(compile_name(key), {})["seconds"] = time.perf_counter() - began
         return compiled
 
-    @functools.cached_property
-    def compiled(self) -> tuple:
-        """({side: train step}, evaluation step) for this run's shapes and shardings, once the thread
-        that _prepare started has compiled them."""
-        return self._compiling.result()
+    def compiled(self, key: int | str | None):
+        """The compiled step ``key`` (a side, None: full size, or "evaluate"), once its compile
+        has finished; the time spent waiting for it is recorded."""
+        future = self._compiling[key]
+        if not future.done():
+            began = time.perf_counter()
+            future.result()
+            self.compiles.setdefault(compile_name(key), {})["waited"] = time.perf_counter() - began
+        return future.result()
 
     def phases(self) -> dict[str, float]:
         """Seconds of each phase of the command so far: setup (from the process's start:
@@ -428,7 +458,7 @@ class Trainer:
         return {**headline, **out}
 
     def _test_metrics(self, params, batch_stats) -> dict:
-        eval_step = self.compiled[1]
+        eval_step = self.compiled("evaluate")
         parts = jax.device_get([eval_step(params, batch_stats, x, y, mask, self.feed.norm)  # one wait, at the end
                                 for x, y, mask in self.feed.eval_batches(eval_batch_size())])
         sums = {k: sum(float(p[k]) for p in parts) for k in parts[0]}
@@ -496,8 +526,6 @@ class Trainer:
         return None  # killed after its last checkpoint, before its summary: _run evaluates and writes it
 
     def _run(self, checkpoint_step: int | None, stale_lock: str | None) -> dict:
-        from tqdm import tqdm
-
         cfg = self.config
         lead = jax.process_index() == 0
         self.check_resume(checkpoint_step)
@@ -510,12 +538,24 @@ class Trainer:
                 print(f"resjax train: {stale_lock}", file=sys.stderr)
             workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change)
             workdir_mod.trim_metrics(self.workdir, checkpoint_step or 0)
-        self._prepare()
+        try:
+            self._prepare(checkpoint_step or 0)
+            return self._train(checkpoint_step)
+        finally:
+            for future in self._compiling.values():  # a run that stops early leaves no compile queued
+                future.cancel()
+
+    def _train(self, checkpoint_step: int | None) -> dict:
+        from tqdm import tqdm
+
+        cfg = self.config
+        lead = jax.process_index() == 0
         state, position = self.restore_or_init(checkpoint_step)
         start_step = int(state["step"])
         log = MetricsLog(self.workdir if lead else None, purge_step=start_step + 1)
         self.loop_started = self.marks["state"] = time.time()
-        train_steps = self.compiled[0]  # waits for the compile, if it has not finished
+        if start_step < cfg.steps:  # else only the evaluation is left
+            self.compiled(cfg.side_at(start_step))  # waits for the first step's compile, if it has not finished
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
@@ -526,7 +566,7 @@ class Trainer:
         try:
             with contextlib.closing(self.feed.batches(start_step, position)) as batches:
                 for s, batch in batches:
-                    state, metrics = train_steps[cfg.side_at(s)](state, *batch)
+                    state, metrics = self.compiled(cfg.side_at(s))(state, *batch)
                     self.marks.setdefault("first_call", time.time())  # returns once dispatched, before it runs
                     in_flight.add(metrics["loss"])
                     done = s + per_call
@@ -567,7 +607,9 @@ class Trainer:
             "wall_seconds": time.time() - self.started,  # all but writing this and exiting: data, compiles, plot
             "startup_seconds": self.loop_started - self.started,  # imports, data, state: before the first step
             "phases": self.phases(),
-            "compile_seconds": self.compile_seconds,  # both steps', in a thread overlapping data and state
+            # in a thread, overlapping data, state and, with progressive_resizing, the first side's training
+            "compile_seconds": sum(c.get("seconds", 0.0) for c in self.compiles.values()),
+            "compiles": self.compiles,
             "images_per_s": (cfg.steps - start_step) * cfg.batch_size / max(elapsed, 1e-9),
             "devices": jax.device_count(),
             "processes": jax.process_count(),
