@@ -212,6 +212,24 @@ def test_progressive_resizing_compiles_a_step_per_side_and_resumes_mid_phase_as_
     assert_trees_close(again.final_state["params"], whole.final_state["params"], rtol=0, atol=0)
 
 
+def test_the_loop_trains_the_first_side_while_the_later_steps_compile(tmp_path, folder, monkeypatch):
+    from resjax.train import config
+
+    cfg = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=8", "eval_every=2", "eval_from=5",
+                                        "checkpoint_every=8", "progressive_resizing=[[4, 4]]"])
+    compile_step = loop.Trainer._compile
+
+    def slow_full_size(self, key, count):  # compile_order: 4, None (step 4), "evaluate" (after step 6)
+        if key is None:
+            time.sleep(5)
+        return compile_step(self, key, count)
+
+    monkeypatch.setattr(loop.Trainer, "_compile", slow_full_size)
+    summary = loop.Trainer(cfg, tmp_path, *loop.load_splits(cfg), progress=False).run()
+    waited = summary["compiles"]["train"]["waited"]
+    assert waited > 1.0 and summary["seconds"] > waited  # the loop reached step 4 before the full-size step compiled
+
+
 def test_steps_compile_in_the_order_the_run_first_calls_them():
     from resjax.train import config
 
