@@ -32,13 +32,16 @@ Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-29,
           points (docs/section4.md). The network without normalisation may be part of it
           too: on the `cpu` recipe, batch norm (with the standard initialisation) ended 1.5
           and 2.0 points higher single-view (two seeds).
-Next:     more epochs in the same time: benchmarks/gpu.sh p trains this recipe on smaller
-          images first (16 pixels to step 3,200, 24 to 5,100; on the `cpu` recipe 80%
-          came about 30% sooner, 0.5-0.9 points lower at the end), q spends what that saves
-          on 9,000 steps. The step's elementwise work (23% of it on the H200):
-          benchmarks/gpu.sh y measures this network with model.fusible_relu=true and XLA's
-          cuDNN convolution fusion, and without its biases (x: the same on Table 1), each
-          with a profile and what its compiled step launches.
+Also run: smaller images first (2026-11-30, seed 0, docs/results/fast_h200_progressive*):
+          16 pixels to step 3,200 and 24 to 5,100 saved 16 s of the loop (a 16-pixel step
+          costs half a 32-pixel one on the H200) and ended at 91.71% in 154.0 s; the same
+          phases stretched over 9,000 steps ended at 91.95% (92.26% flip-averaged) in
+          168.2 s: more epochs at these sizes did not move single-view accuracy off 92%.
+Next:     the second seed (benchmarks/gpu.sh b). The step's elementwise work (23% of it
+          on the H200): benchmarks/gpu.sh y measures this network with
+          model.fusible_relu=true and XLA's cuDNN convolution fusion, and without its
+          biases (x: the same on Table 1), each with a profile and what its compiled step
+          launches.
 """
 
 from resjax.train.config import TrainConfig
