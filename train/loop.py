@@ -313,6 +313,7 @@ class Trainer:
     def __post_init__(self):
         self.marks = {"started": self.started}  # phase ends, for the summary's "phases"
         self._compiling = {}  # step: the future of its compile (_start_compiles)
+        self._initialising = None  # the future of the host's initial state (_prepare)
         cfg = self.config
         self.workdir = pathlib.Path(self.workdir)
         self.dtype = compute_dtype(cfg)
@@ -331,13 +332,18 @@ class Trainer:
         self.steps = step_mod.make_steps(self.model, cfg, self.dtype)
         self.tx = self.steps.tx
 
-    def _prepare(self, start: int = 0) -> None:
-        """Starts compiling the steps in a thread, then decodes the data (Records that
-        load_splits left undecoded) and builds the feed: the compiles overlap these and the
-        state's initialisation (on a GPU they take seconds: cuDNN's kernels are timed)."""
+    def _prepare(self, start: int = 0, initialise: bool = False) -> None:
+        """Starts compiling the steps in a thread, and with ``initialise`` (a fresh run)
+        initialising the state in another, then decodes the data (Records that load_splits
+        left undecoded) and builds the feed: the compiles overlap these and the state's
+        initialisation (on a GPU they take seconds: cuDNN's kernels are timed)."""
         self.marks["setup"] = time.time()
         cfg, train, test = self.config, self.train_set, self.test_set
         self._start_compiles(len(train), start)
+        if initialise and cfg.stem_init != "whitening":  # the whitened stem needs the data
+            pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resjax-init")
+            self._initialising = pool.submit(self._host_state)
+            pool.shutdown(wait=False)
         if not self.streaming and isinstance(train, records_mod.Records):
             self.train_set, self.test_set = (data_mod.in_memory(r, cfg.data) for r in (train, test))
             validate_labels(cfg, (self.train_set.labels, self.test_set.labels))
@@ -357,13 +363,27 @@ class Trainer:
             **({"ema": params} if self.config.ema_decay else {}),  # its shape: the first step replaces it (ema_rate)
         }
 
+    def _host_state(self, stem=None) -> step_mod.State | None:
+        """The initial state as host arrays, computed by the host's CPU (None without a CPU
+        backend): on an H200, made on the GPU beside the step's compile, it took 15-20 s
+        (``phases`` in docs/results/*h200*_result.json). One compile: run eagerly, each
+        initialiser would compile on its own."""
+        try:
+            host = jax.local_devices(backend="cpu")[0]
+        except RuntimeError:  # JAX_PLATFORMS without cpu
+            return None
+        with jax.default_device(host):
+            return jax.device_get(jax.jit(self._init)(jax.random.key(self.config.seed), stem))
+
     def init_state(self) -> step_mod.State:
         stem = None
         if self.config.stem_init == "whitening":
             k, c, _ = self.model.stem
             stem = whitening.stem_kernel(self.train_set.images, self.feed.mean, self.feed.std, k, c)
-        # one compile: run eagerly, each of the network's initialisers compiled on its own
-        return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(self.config.seed), stem)
+        state = self._initialising.result() if self._initialising else self._host_state(stem)
+        if state is None:
+            return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(self.config.seed), stem)
+        return jax.device_put(state, self.replicated)  # host values: the same in every process
 
     def abstract_state(self) -> step_mod.State:
         """The state's shapes, dtypes and (replicated) shardings, without initialising it."""
@@ -539,7 +559,7 @@ class Trainer:
             workdir_mod.reconcile(self.workdir, cfg, checkpoint_step, self.allow_config_change)
             workdir_mod.trim_metrics(self.workdir, checkpoint_step or 0)
         try:
-            self._prepare(checkpoint_step or 0)
+            self._prepare(checkpoint_step or 0, initialise=checkpoint_step is None)
             return self._train(checkpoint_step)
         finally:
             for future in self._compiling.values():  # a run that stops early leaves no compile queued
