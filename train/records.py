@@ -10,7 +10,8 @@ file's bytes (or, from tfds, the decoded array) and the class index;
 Directories and uncompressed tarballs are read record by record (a tarball through
 its members' offsets), so a data set larger than memory streams from disk. A
 compressed tarball cannot be read at an offset: its encoded images are held in
-memory (CIFAR-10's 50,000 JPEGs take 16 MB), so pack a large set as a directory or a
+memory (CIFAR-10's 50,000 JPEGs take 16 MB), and while it is indexed the whole
+decompressed tarball too (77 MB for those), so pack a large set as a directory or a
 plain ``.tar``. Every kind pickles small enough to be sent to the loader's worker
 processes, which open files anew.
 
@@ -19,6 +20,10 @@ This module imports neither JAX nor grain: the worker processes import it.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import os
 import pathlib
 import tarfile
@@ -138,7 +143,7 @@ def _tarball(path: pathlib.Path, split: str | None) -> Records:
         tar = tarfile.open(path, "r:")  # uncompressed: members can be read at their offsets
         compressed = False
     except tarfile.ReadError:
-        tar, compressed = tarfile.open(path, "r:*"), True
+        tar, compressed = tarfile.open(fileobj=io.BytesIO(_decompress(path)), mode="r:"), True
     names, classes, offsets, sizes, blobs = [], [], [], [], []
     with tar:
         for member in tar:
@@ -159,6 +164,20 @@ def _tarball(path: pathlib.Path, split: str | None) -> Records:
     return TarRecords(path, [f"{path}:{n}" for n in names], classes, offsets, sizes)
 
 
+def _decompress(path: pathlib.Path) -> bytes:
+    """A gzip, bzip2 or xz file's contents. Indexing a tarball held so took 2.4-2.9 s for
+    CIFAR-10's training set on a 2-core CPU, through the decompressing stream 4.4 s (each
+    member's seek emulated); held encoded anyway, the images cost no more than the
+    tarball's headers in memory, and only while they are indexed."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    for prefix, opener in ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open)):
+        if magic.startswith(prefix):
+            with opener(path) as f:
+                return f.read()
+    raise tarfile.ReadError("neither a tar archive nor a gzip, bzip2 or xz file")
+
+
 def open_folder(path, split: str | None = None) -> Records:
     """Indexes every image of ``split`` (all splits when None) under a directory or tarball.
 
@@ -171,7 +190,7 @@ def open_folder(path, split: str | None = None) -> Records:
         raise FileNotFoundError(f"no data at {path}: expected a directory, .tar or .tar.gz holding {LAYOUT}.")
     try:
         records = _tree(path, split) if path.is_dir() else _tarball(path, split)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # not a tarball, truncated, unreadable
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:  # not a tarball, truncated, unreadable
         raise ValueError(
             f"cannot read {path} as a directory or tarball of images ({type(e).__name__}: {e}); "
             "it may be truncated or not a tar archive: download or pack it again."
