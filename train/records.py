@@ -165,9 +165,9 @@ def _tarball(path: pathlib.Path, split: str | None) -> Records:
 
 
 def _decompress(path: pathlib.Path) -> bytes:
-    """A gzip, bzip2 or xz file's contents. Indexing a tarball held so took 2.4-2.9 s for
-    CIFAR-10's training set on a 2-core CPU, through the decompressing stream 4.4 s (each
-    member's seek emulated); held encoded anyway, the images cost no more than the
+    """A gzip, bzip2 or xz file's contents. Indexing a tarball held so took 2.5-3.6 s for
+    CIFAR-10's training set on a 2-core CPU, through the decompressing stream 4.0-4.7 s
+    (each member's seek emulated); held encoded anyway, the images cost no more than the
     tarball's headers in memory, and only while they are indexed."""
     with open(path, "rb") as f:
         magic = f.read(6)
