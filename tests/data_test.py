@@ -1,5 +1,7 @@
 """resjax.train.data: image folders as directories and tarballs, with clear errors."""
 
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -41,6 +43,33 @@ def test_missing_empty_and_corrupt_data_say_what_is_expected(tmp_path):
     (root / "train" / "cat" / "9999.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="cannot decode image .*9999.jpg"):
         data.load_image_folder(root, split="train")
+
+
+def test_decoding_processes_give_the_images_of_one_and_name_what_is_wrong(tmp_path, monkeypatch):
+    root = write_tree(tmp_path, per_class=5)
+    one = data.load_image_folder(root, split="train", workers=0)
+    monkeypatch.setattr(data, "CHUNK", 2)  # 5 chunks: two processes
+    spread = data.load_image_folder(root, split="train", workers=2)
+    np.testing.assert_array_equal(spread.images, one.images)
+    assert spread.labels.tolist() == one.labels.tolist() == [0] * 5 + [1] * 5
+    (root / "train" / "dog" / "0002.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot decode image .*dog/0002.png"):
+        data.load_image_folder(root, split="train", workers=2)
+    Image.fromarray(np.zeros((9, 8, 3), np.uint8)).save(root / "train" / "dog" / "0002.png")
+    with pytest.raises(ValueError, match=r"differ in size \(\[\(8, 8, 3\), \(9, 8, 3\)\]"):
+        data.load_image_folder(root, split="train", workers=2)
+
+
+def test_a_script_without_the_main_guard_is_told_to_add_it(tmp_path):
+    root = write_tree(tmp_path, per_class=4)
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"from resjax.train import data\ndata.CHUNK = 2\ndata.load_image_folder({str(root)!r}, workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1  # the message is the last line but for a warning about the broken pool's semaphores
+    assert (
+        "RuntimeError: a process decoding images died. Spawned workers run the calling script again: guard its "
+        'entry with `if __name__ == "__main__":`, or decode in this process (loader_workers=0, or workers=0); '
+        "it also happens when the machine runs out of memory.") in run.stderr.splitlines()
 
 
 def test_tensorflow_datasets_read_without_tensorflow(tmp_path):

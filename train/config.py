@@ -90,7 +90,8 @@ class TrainConfig:
     # decoded and augmented on the host by worker processes (resjax.train.stream); "auto":
     # stream when augmentation="imagenet" or the decoded training set exceeds 4 GiB
     input_pipeline: Literal[PIPELINES] = "auto"
-    loader_workers: Annotated[int, Field(ge=0, le=1024)] | None = None  # streaming: processes per host (None: one per core, 0: in the trainer)
+    # processes per host decoding images (in memory: once; streaming: every batch); None: one per core, 0: none
+    loader_workers: Annotated[int, Field(ge=0, le=1024)] | None = None
     skip_corrupt: bool = False  # streaming: replace an image that does not decode by the next one, and count it
     eval_flip: bool = False  # test accuracy from the average logits of each image and its mirror image
     # optimisation (Section 4's recipe by default)

@@ -95,7 +95,7 @@ def load_splits(config: TrainConfig, decode: bool = True):
     train, test = open_splits(config)
     if not decode or stream.wanted(config, train):
         return train, test
-    return data_mod.in_memory(train, config.data), data_mod.in_memory(test, config.data)
+    return tuple(data_mod.in_memory_splits([train, test], config.data, stream.workers(config)))
 
 
 def split_cpu(count: int | None) -> None:
@@ -345,7 +345,7 @@ class Trainer:
             self._initialising = pool.submit(self._host_state)
             pool.shutdown(wait=False)
         if not self.streaming and isinstance(train, records_mod.Records):
-            self.train_set, self.test_set = (data_mod.in_memory(r, cfg.data) for r in (train, test))
+            self.train_set, self.test_set = data_mod.in_memory_splits([train, test], cfg.data, stream.workers(cfg))
             validate_labels(cfg, (self.train_set.labels, self.test_set.labels))
         self.feed = self.feed_type(cfg, self.train_set, self.test_set, self.mesh)
         self.marks["data"] = time.time()

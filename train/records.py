@@ -37,10 +37,12 @@ LAYOUT = "<split>/<class>/<image> (for example cifar10/train/airplane/0000.jpg)"
 
 class Records:
     """Base class: ``len``, ``records[i] -> (data, label)``, ``name(i)``, ``class_names``,
-    and ``labels`` (an int64 array, or None where reading them means reading every record)."""
+    ``labels`` (an int64 array, or None where reading them means reading every record), and
+    ``encoded``: whether the data are an image file's bytes (decoding them is the work)."""
 
     class_names: tuple[str, ...]
     labels: np.ndarray | None
+    encoded: bool = False
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -54,6 +56,8 @@ class Records:
 
 class _Indexed(Records):
     """Records of an image tree: names and labels indexed up front, bytes read on demand."""
+
+    encoded = True
 
     def __init__(self, names: list[str], classes: list[str]):
         self.class_names = tuple(sorted(set(classes)))

@@ -69,6 +69,14 @@ def decode_record(records: Records, i: int) -> tuple[np.ndarray, int]:
     return decode(open_image(data, records.name(i)), records.name(i)), label
 
 
+def decode_many(datas: list, names: list[str]) -> np.ndarray | list[np.ndarray]:
+    """Images (encoded bytes, or arrays as tfds gives them) as one (N, H, W, 3) uint8 array,
+    or as the list of their arrays where their sizes differ (for the caller to say so)."""
+    images = [data if isinstance(data, np.ndarray) else decode(open_image(data, name), name)
+              for data, name in zip(datas, names)]
+    return np.stack(images) if len({image.shape for image in images}) == 1 else images
+
+
 def pixel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of uint8 images (..., C), scaled to [0, 1].
 
