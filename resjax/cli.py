@@ -174,6 +174,7 @@ class _HalfDeletedCheckpoint:
 
 def _train(args) -> int:
     import logging
+    import time
 
     import jax
 
@@ -184,10 +185,11 @@ def _train(args) -> int:
     if args.num_processes > 1:  # before anything touches a device
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     try:
+        imported = time.time()
         cfg, workdir, train_set, test_set = _train_setup(args)
         trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet,
                                allow_config_change=args.allow_config_change, command=" ".join(["resjax", *sys.argv[1:]]),
-                               started=_started())
+                               started=_started(), setup_marks={"imports": imported, "listing": time.time()})
         if args.dry_run:
             return _dry_run(trainer)
         summary = trainer.run()

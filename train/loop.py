@@ -309,9 +309,11 @@ class Trainer:
     allow_config_change: bool = False  # resume a checkpoint with a configuration that changes training
     command: str = ""  # recorded in the workdir's lock, for whoever finds it in use
     started: float = dataclasses.field(default_factory=time.time)  # when the command began: wall_seconds
+    # ends of the setup's parts before the trainer, in order, e.g. the CLI's {"imports": t, "listing": t}
+    setup_marks: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        self.marks = {"started": self.started}  # phase ends, for the summary's "phases"
+        self.marks = {"started": self.started, **self.setup_marks}  # phase ends, for the summary's "phases"
         self._compiling = {}  # step: the future of its compile (_start_compiles)
         self._initialising = None  # the future of the host's initial state (_prepare)
         cfg = self.config
@@ -432,10 +434,10 @@ class Trainer:
         return future.result()
 
     def phases(self) -> dict[str, float]:
-        """Seconds of each phase of the command so far: setup (from the process's start:
-        imports, the configuration, listing the data, building the trainer, checking the
-        workdir), data (decoding it, to the devices, statistics; the steps compile
-        meanwhile), the state (initialised or restored), the first training call (waiting
+        """Seconds of each phase of the command so far: ``setup_marks``' (the CLI's: imports,
+        then the configuration and listing the data), setup (the rest from the process's start:
+        building the trainer, checking the workdir), data (decoding it, to the devices,
+        statistics; the steps compile meanwhile), the state (initialised or restored), the first training call (waiting
         for the compile, when it has not finished)."""
         names = list(self.marks)
         return {f"{b}_seconds": self.marks[b] - self.marks[a] for a, b in zip(names, names[1:])}
