@@ -435,10 +435,10 @@ class Trainer:
 
     def phases(self) -> dict[str, float]:
         """Seconds of each phase of the command so far: ``setup_marks``' (the CLI's: imports,
-        then the configuration and listing the data), setup (the rest from the process's start:
-        building the trainer, checking the workdir), data (decoding it, to the devices,
-        statistics; the steps compile meanwhile), the state (initialised or restored), the first training call (waiting
-        for the compile, when it has not finished)."""
+        then the configuration and listing the data), setup (the rest from the process's
+        start: building the trainer, checking the workdir), data (decoding it, to the
+        devices, statistics; the steps compile meanwhile), the state (initialised or
+        restored), the first training call (waiting for the compile, when it has not finished)."""
         names = list(self.marks)
         return {f"{b}_seconds": self.marks[b] - self.marks[a] for a, b in zip(names, names[1:])}
 

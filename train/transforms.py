@@ -61,19 +61,21 @@ def decode(image: Image.Image, name: str) -> np.ndarray:
         raise _corrupt(name, e) from None
 
 
+def decode_data(data, name: str) -> np.ndarray:
+    """A record's image as (H, W, C) uint8: an image file's bytes decoded (RGB), tfds arrays as they come."""
+    return data if isinstance(data, np.ndarray) else decode(open_image(data, name), name)
+
+
 def decode_record(records: Records, i: int) -> tuple[np.ndarray, int]:
-    """Record i as ((H, W, 3) uint8, label): files decoded, tfds arrays as they come."""
+    """Record i as (its image, its label)."""
     data, label = records[i]
-    if isinstance(data, np.ndarray):
-        return data, label
-    return decode(open_image(data, records.name(i)), records.name(i)), label
+    return decode_data(data, records.name(i)), label
 
 
 def decode_many(datas: list, names: list[str]) -> np.ndarray | list[np.ndarray]:
-    """Images (encoded bytes, or arrays as tfds gives them) as one (N, H, W, 3) uint8 array,
-    or as the list of their arrays where their sizes differ (for the caller to say so)."""
-    images = [data if isinstance(data, np.ndarray) else decode(open_image(data, name), name)
-              for data, name in zip(datas, names)]
+    """Records' data as one (N, H, W, C) uint8 array of their images, or as the list of
+    the images where their sizes differ (for the caller to say so)."""
+    images = [decode_data(data, name) for data, name in zip(datas, names)]
     return np.stack(images) if len({image.shape for image in images}) == 1 else images
 
 
