@@ -24,6 +24,7 @@ from . import transforms
 from .records import Records, open_folder, open_tfds
 
 CHUNK = 1024  # images per task of a decoding process
+NICE = 10  # a decoding process's niceness above the trainer's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +114,9 @@ def in_memory_splits(splits: Sequence[Records], where: str, workers: int | None 
 
 def _in_processes(workers: int, tasks) -> list:
     context = multiprocessing.get_context("spawn")  # fork would copy JAX's threads (and their locks)
-    try:
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    try:  # niced: the steps compile meanwhile, and on a GPU XLA's autotuner, timing kernels, needs its thread
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=os.nice,
+                                                    initargs=(NICE,)) as pool:
             return list(pool.map(transforms.decode_many, *zip(*tasks)))
     except concurrent.futures.process.BrokenProcessPool:
         raise RuntimeError(
