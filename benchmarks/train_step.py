@@ -82,12 +82,13 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
     steps_fns = step.make_steps(model, cfg, jnp.dtype(dtype))
     norm = step.norm_argument(np.full(3, 0.5), np.full(3, 0.25), rep)
 
-    def initial(key):  # one compile: run eagerly, each initialiser compiled on its own (11 s of 16 on this CPU)
+    def initial(key):
         params = model.init(key, jnp.zeros((1, size, size, 3), jnp.dtype(dtype)))["params"]
         return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": steps_fns.tx.init(params),
                 "batch_stats": {}}
 
-    state = jax.jit(initial, out_shardings=rep)(jax.random.key(0))
+    host = loop.on_host(initial, jax.random.key(0))  # as `resjax train` initialises
+    state = jax.jit(initial, out_shardings=rep)(jax.random.key(0)) if host is None else jax.device_put(host, rep)
     if streamed:  # the jitted steps of `resjax train`'s two pipelines
         fn = stream.StreamFeed.jit(cfg, mesh, steps_fns)
         calls = [(jax.device_put(rng.integers(0, 256, (*lead, batch, size, size, 3), dtype=np.uint8), shard),

@@ -263,3 +263,20 @@ def test_host_description_names_the_processor_and_its_vector_extensions(tmp_path
     host = loop.host_description(str(cpuinfo))
     assert (host["processor"], host["simd"]) == ("AMD EPYC", ["avx2"])  # the first processor's lines
     assert "simd" not in loop.host_description(str(tmp_path / "absent"))  # no /proc/cpuinfo: what platform says
+
+
+def test_the_host_initialises_at_a_lower_llvm_level_with_bitwise_the_default_compiles_state(tmp_path, folder):
+    import jax
+
+    from resjax.train import config
+
+    cfg = config.load("tiny").override([f"data={folder}", "num_classes=2", "ema_decay=0.9",
+                                        'model={"stem":[3,4,1],"widths":[8],"blocks":[1],"strides":[1],'
+                                        '"init_scheme":"fixup","conv_bias":true}'])
+    trainer = loop.Trainer(cfg, tmp_path, *loop.load_splits(cfg), progress=False)
+    fast = loop.on_host(trainer._init, jax.random.key(3))  # HOST_INIT_OPTIONS
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        default = jax.device_get(jax.jit(trainer._init)(jax.random.key(3)))  # XLA's default LLVM level
+    assert jax.tree.structure(fast) == jax.tree.structure(default) and len(jax.tree.leaves(fast)) >= 10
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(default)):
+        assert isinstance(a, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)

@@ -164,6 +164,26 @@ class InFlight:
                 self.pending.popleft().block_until_ready()
 
 
+# XLA CPU's default LLVM level (2) compiles an initialiser slowly: 3.4-7.9 s (JAX 0.10.2)
+# and 4.3-17.7 s (0.12) for the configurations' networks, 7 s even for the tiny one's five
+# kernels (one jax.random.bits alone: 1 s); level 1 takes 1.0-4.4 s and gave bitwise the same
+# parameters for every configuration on both (tests/train_test.py checks one).
+HOST_INIT_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def on_host(fn, *args):
+    """``fn(*args)`` as one jitted call on the host's CPU, compiled with
+    HOST_INIT_OPTIONS; host (numpy) arrays, or None without a CPU backend. For
+    initialisers: run eagerly, each initialiser would compile on its own."""
+    try:
+        host = jax.local_devices(backend="cpu")[0]
+    except RuntimeError:  # JAX_PLATFORMS without cpu
+        return None
+    args = jax.device_put(args, host)  # committed: the call compiles for the host, whatever the default backend
+    with jax.default_device(host):
+        return jax.device_get(jax.jit(fn).lower(*args).compile(HOST_INIT_OPTIONS)(*args))
+
+
 def abstract(shape, dtype, sharding) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=sharding)
 
@@ -368,14 +388,8 @@ class Trainer:
     def _host_state(self, stem=None) -> step_mod.State | None:
         """The initial state as host arrays, computed by the host's CPU (None without a CPU
         backend): on an H200, made on the GPU beside the step's compile, it took 15-20 s
-        (``phases`` in docs/results/*h200*_result.json). One compile: run eagerly, each
-        initialiser would compile on its own."""
-        try:
-            host = jax.local_devices(backend="cpu")[0]
-        except RuntimeError:  # JAX_PLATFORMS without cpu
-            return None
-        with jax.default_device(host):
-            return jax.device_get(jax.jit(self._init)(jax.random.key(self.config.seed), stem))
+        (``phases`` in docs/results/*h200*_result.json)."""
+        return on_host(self._init, jax.random.key(self.config.seed), stem)
 
     def init_state(self) -> step_mod.State:
         stem = None
