@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resjax.train import data
+from resjax.train import data, records
 
 
 def write_tree(root, split="train", classes=("cat", "dog"), per_class=3, size=(8, 8)):
@@ -32,6 +32,50 @@ def test_reads_a_directory_and_a_tarball_alike(tmp_path):
     packed = data.load_image_folder(tmp_path / "ds.tar.gz", split="train")
     np.testing.assert_array_equal(packed.images, folder.images)
     assert packed.labels.tolist() == folder.labels.tolist()
+
+
+@pytest.mark.parametrize("form", ["ustar", "gnu", "pax"])
+def test_tarball_headers_are_walked_as_tarfile_reads_them(tmp_path, form):
+    """The quick header walk gives tarfile's members, or leaves the archive to tarfile."""
+    root = write_tree(tmp_path, per_class=2)
+    long_class = root / "train" / ("c" * 120)  # a path beyond a header's 100-byte name field
+    long_class.mkdir()
+    (root / "train" / "cat" / "0000.png").rename(long_class / "0000.png")
+    directory = data.load_image_folder(root, split="train")
+    (root / "train" / "cat" / "link.png").symlink_to("0001.png")  # a member without data: not an image there
+
+    def pack(path, mode, **kw):
+        with tarfile.open(path, mode, format=getattr(tarfile, f"{form.upper()}_FORMAT"), **kw) as tar:
+            tar.add(root, arcname="ds")
+        return path
+
+    def tarfiles_members(path):
+        with tarfile.open(path) as tar:
+            return [(m.name, m.offset_data, m.size) for m in tar if m.isfile()]
+
+    comment = {"pax_headers": {"comment": "d7d0561"}} if form == "pax" else {}  # git archive's global header
+    plain = pack(tmp_path / "ds.tar", "w", **comment)
+    blob = plain.read_bytes()
+    walked = records._plain_members(lambda offset, n: blob[offset:offset + n], len(blob))
+    if form == "ustar":  # the long path split into the header's prefix and name fields
+        assert walked == tarfiles_members(plain) and any(len(name) > 100 for name, *_ in walked)
+    else:  # GNU's long-name member, pax's path record: tarfile reads them
+        assert walked is None
+    packed = [plain, pack(tmp_path / "ds.tar.gz", "w:gz", **comment)]
+    if form == "pax":
+        short = tmp_path / "short"
+        (root / "train" / ("c" * 120)).rename(root / "train" / "bird")
+        blob = pack(short, "w", **comment).read_bytes()
+        walked = records._plain_members(lambda offset, n: blob[offset:offset + n], len(blob))
+        assert walked == tarfiles_members(short) and len(walked) == 4  # past the global header
+        damaged = bytearray(blob)
+        damaged[walked[0][1] - 512 + 3] ^= 1  # the first image's name: its header's checksum no longer holds
+        assert records._plain_members(lambda offset, n: bytes(damaged[offset:offset + n]), len(damaged)) is None
+        (root / "train" / "bird").rename(root / "train" / ("c" * 120))
+    for path in packed:  # read at offsets (.tar) and from memory (.tar.gz)
+        folder = data.load_image_folder(path, split="train")
+        np.testing.assert_array_equal(folder.images, directory.images)
+        assert folder.labels.tolist() == directory.labels.tolist() and folder.class_names == directory.class_names
 
 
 def test_missing_empty_and_corrupt_data_say_what_is_expected(tmp_path):
