@@ -17,6 +17,10 @@
 #      more epochs, paid for by smaller images early, close the gap to 93.62%?     ~3 min
 #   g  `paper` (seed 0) with bfloat16 logits and loss (model.float32_head=false): the
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
+#   n  `fast` (seed 0) with batch norm and the standard initialisation, without the
+#      parameter average (its evaluation would pair averaged weights with the raw
+#      running statistics): is it the missing normalisation that keeps `fast` at 92%?
+#      Compare with `fast`'s raw parameters (_no_ema); on the CPU, +1.2-1.4 points  ~3 min
 #   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
 #      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse
 #      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
@@ -187,7 +191,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -199,12 +203,13 @@ for part in "$@"; do
     p) train fast_progressive_seed0 fast 0 "${PROGRESSIVE[@]}" ;;
     q) train fast_longer_seed0 fast 0 "${LONGER[@]}" ;;
     g) train paper_bf16_logits_seed0 paper 0 model.float32_head=false ;;
+    n) train fast_batchnorm_seed0 fast 0 model.norm=batch model.init_scheme=standard ema_decay=0 ;;
     x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, g, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, g, n, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

@@ -41,7 +41,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    parts = ["a", "b", "g", "p", "q", "x", "y"]
+    parts = ["a", "b", "g", "n", "p", "q", "x", "y"]
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -108,6 +108,17 @@ def test_part_g_trains_paper_with_logits_in_the_compute_dtype(out):
     assert result["exit_status"] == 0 and result["steps"] == 4
     config = json.loads((dest / "paper_bf16_logits_seed0" / "run" / "config.json").read_text())["config"]
     assert config["model"]["float32_head"] is False and not config["nesterov"] and config["learning_rate"] == 0.05
+
+
+def test_part_n_trains_fast_with_batch_norm_and_no_average(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_batchnorm_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["steps"] == 4 and len(result["curve"][0]) == 3  # no _no_ema view
+    config = json.loads((dest / "fast_batchnorm_seed0" / "run" / "config.json").read_text())["config"]
+    assert (config["model"]["norm"], config["model"]["init_scheme"], config["ema_decay"]) == ("batch", "standard", 0.0)
+    assert config["mixup"] == 0.2 and config["model"]["drop_path"] == 0.2  # otherwise fast
+    state = json.loads((dest / "fast_batchnorm_seed0" / "run" / "summary.json").read_text())
+    assert "test_accuracy_single_view_no_ema" not in state
 
 
 def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
