@@ -87,7 +87,7 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
         return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": steps_fns.tx.init(params),
                 "batch_stats": {}}
 
-    host = loop.on_host(initial, jax.random.key(0))  # as `resjax train` initialises
+    host = loop.on_host(initial, 0)  # as `resjax train` initialises
     state = jax.jit(initial, out_shardings=rep)(jax.random.key(0)) if host is None else jax.device_put(host, rep)
     if streamed:  # the jitted steps of `resjax train`'s two pipelines
         fn = stream.StreamFeed.jit(cfg, mesh, steps_fns)

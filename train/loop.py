@@ -171,16 +171,17 @@ class InFlight:
 HOST_INIT_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-def on_host(fn, *args):
-    """``fn(*args)`` as one jitted call on the host's CPU, compiled with
-    HOST_INIT_OPTIONS; host (numpy) arrays, or None without a CPU backend. For
-    initialisers: run eagerly, each initialiser would compile on its own."""
+def on_host(fn, seed: int, *args):
+    """``fn(jax.random.key(seed), *args)`` as one jitted call on the host's CPU, compiled
+    with HOST_INIT_OPTIONS; host (numpy) arrays, or None without a CPU backend. For
+    initialisers: run eagerly, each initialiser would compile on its own. Nothing runs on
+    an accelerator (the step's compile may be timing kernels there)."""
     try:
         host = jax.local_devices(backend="cpu")[0]
     except RuntimeError:  # JAX_PLATFORMS without cpu
         return None
-    args = jax.device_put(args, host)  # committed: the call compiles for the host, whatever the default backend
     with jax.default_device(host):
+        args = jax.device_put((jax.random.key(seed), *args), host)  # committed: the call compiles for the host
         return jax.device_get(jax.jit(fn).lower(*args).compile(HOST_INIT_OPTIONS)(*args))
 
 
@@ -389,7 +390,7 @@ class Trainer:
         """The initial state as host arrays, computed by the host's CPU (None without a CPU
         backend): on an H200, made on the GPU beside the step's compile, it took 15-20 s
         (``phases`` in docs/results/*h200*_result.json)."""
-        return on_host(self._init, jax.random.key(self.config.seed), stem)
+        return on_host(self._init, self.config.seed, stem)
 
     def init_state(self) -> step_mod.State:
         stem = None
