@@ -140,9 +140,11 @@ def test_unprepared_tensorflow_dataset_says_how_to_prepare(tmp_path):
         data.load_tfds("cifar10", "train", data_dir=str(tmp_path))
 
 
-def test_pixel_statistics_are_numpys_per_channel_moments():
+@pytest.mark.parametrize("rows", [1 << 20, 333])  # one count, and counts of 333 pixels (the last one short)
+def test_pixel_statistics_are_numpys_per_channel_moments(rows, monkeypatch):
     from resjax.train import transforms
 
+    monkeypatch.setattr(transforms, "STATS_ROWS", rows)
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (40, 5, 7, 3), dtype=np.uint8)
     images[..., 2] //= 4  # channels with different moments

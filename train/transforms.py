@@ -79,17 +79,27 @@ def decode_many(datas: list, names: list[str]) -> np.ndarray | list[np.ndarray]:
     return np.stack(images) if len({image.shape for image in images}) == 1 else images
 
 
+STATS_ROWS = 1 << 20  # pixels per bincount: np.bincount copies its input as int64
+
+
 def pixel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of uint8 images (..., C), scaled to [0, 1].
 
-    From each channel's 256-bin histogram: exact in float64, and one pass of integer
-    counting where float64 moments of CIFAR-10's 150 million values took seconds.
+    From each channel's 256-bin histogram: exact in float64, and integer counting where
+    float64 moments of CIFAR-10's 150 million values took seconds. Counted a million
+    pixels at a time: whole channels at once took 1.44 s for those on a 2-core CPU (each
+    copied as int64, 410 MB), in chunks 0.22-0.25 s, bitwise the same statistics.
     """
     channels = images.reshape(-1, images.shape[-1])
+    counts = np.zeros((channels.shape[1], 256), np.int64)
+    for start in range(0, len(channels), STATS_ROWS):
+        chunk = channels[start:start + STATS_ROWS]
+        for c in range(channels.shape[1]):
+            counts[c] += np.bincount(chunk[:, c], minlength=256)
     values = np.arange(256) / 255.0
     mean, std = [], []
-    for c in range(channels.shape[1]):
-        p = np.bincount(channels[:, c], minlength=256) / len(channels)
+    for count in counts:
+        p = count / len(channels)
         m = p @ values
         mean.append(m)
         std.append(np.sqrt(p @ (values - m) ** 2))
