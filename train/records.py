@@ -173,6 +173,7 @@ def _tarball(path: pathlib.Path, split: str | None) -> Records:
 _FILE_TYPES = (b"0", b"\0", b"7")  # tarfile's regular files (isfile)
 _NO_DATA_TYPES = (b"1", b"2", b"3", b"4", b"5", b"6")  # links, devices, directories, fifos: no data blocks
 _PAX_TYPES = (b"g", b"x")  # records for all later members, for the next one
+_KNOWN_TYPES = frozenset(_FILE_TYPES + _NO_DATA_TYPES + _PAX_TYPES)
 
 
 def _plain_members(read, length: int) -> list[tuple[str, int, int]] | None:
@@ -190,7 +191,7 @@ def _plain_members(read, length: int) -> list[tuple[str, int, int]] | None:
         kind = header[156:157]
         if header.count(0) == 512:  # the end
             break
-        if kind not in _FILE_TYPES + _NO_DATA_TYPES + _PAX_TYPES:
+        if kind not in _KNOWN_TYPES:
             return None
         try:
             size, checksum = (int(header[a:b].split(b"\0", 1)[0].strip() or b"0", 8) for a, b in ((124, 136), (148, 156)))
