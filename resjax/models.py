@@ -23,6 +23,9 @@ paper's network has none: without them it is positively homogeneous in its input
 default), ``float32_head=False`` keeps the head and logits in the compute dtype, and
 ``fusible_relu=True`` takes the ReLU's derivative from its output (``relu_from_output``:
 the same numbers, a graph that XLA can fuse into the convolution before it).
+``weight_standardization=True`` computes every convolution with its kernel standardised
+(``WSConv``, the normaliser-free networks of Brock et al., 2021): it rescales weights,
+not activations, and uses no batch statistics.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from resjax import validation as _v
 INIT_SCHEMES = ("paper", "standard", "fixup")
 NORMS = (None, "batch")
 HEADS = ("fixed", "trained")
+# Var(relu(z)) for z ~ N(0, 1) is (1 - 1/π)/2; a zero-mean kernel sees the ReLU's
+# output without its mean, so this gain restores unit variance after it.
+RELU_GAIN = math.sqrt(2.0 / (1.0 - 1.0 / math.pi))
 
 
 def paper_std(kernel: int, channels: int, residual: bool) -> float:
@@ -102,6 +108,60 @@ def skip_branch(key: jax.Array, h: jax.Array, drop: float) -> jax.Array:
     return jnp.where(keep, h / (1.0 - drop), jnp.zeros((), h.dtype))
 
 
+def standardize(kernel: jax.Array, gain: jax.Array, eps: float = 1e-4) -> jax.Array:
+    """Scaled weight standardisation (Brock, De and Smith, 2021, Eq. 3): each output
+    channel of an HWIO kernel (..., c_out) becomes gain·(W − mean)/(std·√fan_in), its
+    mean and std taken over its fan-in; ``gain`` (c_out,) or a scalar. ``eps`` bounds
+    fan_in·var from below, as in their code, so a constant filter stays finite."""
+    axes = tuple(range(kernel.ndim - 1))
+    mean = jnp.mean(kernel, axis=axes, keepdims=True)
+    var = jnp.var(kernel, axis=axes, keepdims=True)
+    fan_in = math.prod(kernel.shape[:-1])
+    return (kernel - mean) * (jax.lax.rsqrt(jnp.maximum(var * fan_in, eps)) * gain)
+
+
+class WSConv(nn.Module):
+    """A SAME-padded 2-D convolution (NHWC) whose kernel is standardised on every call
+    (``standardize``), times a fixed ``gain`` (``RELU_GAIN`` when the input is a ReLU's
+    output, so that unit-variance pre-activations give a unit-variance output) and a
+    trained per-channel ``scale`` (initialised by ``scale_init``: zeros makes the
+    convolution output zero at first, as Fixup's C_2 = 0 does). Parameters: ``kernel``
+    (k, k, c_in, features), ``scale`` (features,), ``bias`` (features,) if ``use_bias``;
+    the kernel's own scale no longer matters, only its direction."""
+
+    features: int
+    kernel_size: int = 3
+    strides: int = 1
+    use_bias: bool = False
+    dtype: Any = jnp.float32
+    gain: float = 1.0
+    scale_init: Any = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+        scale = self.param("scale", self.scale_init, (self.features,))
+        w = standardize(kernel, self.gain * scale).astype(self.dtype)
+        y = jax.lax.conv_general_dilated(x.astype(self.dtype), w, (self.strides,) * 2, "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+        return y
+
+
+def conv_layer(standardized: bool, features: int, kernel: int, stride: int, bias: bool, dtype, init,
+               name: str, after_relu: bool = False):
+    """The network's convolution: ``nn.Conv`` drawing its kernel from ``init``, or with
+    ``standardized`` a ``WSConv`` whose scale starts at zero where ``init`` is Fixup's
+    zeros (the branch is then the identity at first) and at one otherwise."""
+    if not standardized:
+        return nn.Conv(features, (kernel, kernel), strides=stride, padding="SAME", use_bias=bias, dtype=dtype,
+                       kernel_init=init, name=name)
+    scale_init = nn.initializers.zeros if init is nn.initializers.zeros else nn.initializers.ones
+    return WSConv(features, kernel, stride, bias, dtype, RELU_GAIN if after_relu else 1.0, scale_init, name=name)
+
+
 class ResidualBlock(nn.Module):
     """x + C_2(ReLU(C_1 x)), with the average-pool / zero-pad shortcut on a shape change."""
 
@@ -115,6 +175,9 @@ class ResidualBlock(nn.Module):
     conv_bias: bool = False
     drop: float = 0.0  # probability that training skips the branch (stochastic depth)
     fusible_relu: bool = False
+    weight_standardization: bool = False
+    alpha: float = 0.0  # nf_alpha: the branch computes alpha·f(x/beta); 0 leaves it f(x)
+    beta: float = 1.0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -124,18 +187,20 @@ class ResidualBlock(nn.Module):
                 f"{x.shape[-3]}x{x.shape[-2]} is not divisible by {self.stride}; resize the images or change strides."
             )
         inits = block_inits(self.init_scheme, 3, self.channels, self.total_blocks)
-        conv = lambda stride, i, name: nn.Conv(
-            self.channels, (3, 3), strides=stride, padding="SAME", use_bias=self.conv_bias, dtype=self.dtype,
-            kernel_init=inits[i], name=name,
+        conv = lambda stride, i, name: conv_layer(
+            self.weight_standardization, self.channels, 3, stride, self.conv_bias, self.dtype, inits[i], name,
+            after_relu=i == 1,
         )
         bn = lambda name: nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name=name)
         act = relu(self.fusible_relu)
         h = x
         if self.norm == "batch":
             h = act(bn("bn1")(h))
-        h = conv(self.stride, 0, "conv1")(h)
+        h = conv(self.stride, 0, "conv1")(h / self.beta if self.alpha else h)
         h = act(bn("bn2")(h) if self.norm == "batch" else h)
         h = conv(1, 1, "conv2")(h)
+        if self.alpha:
+            h = self.alpha * h
         if not self.shortcut:
             return h
         if train and self.drop:
@@ -170,6 +235,18 @@ class ResNet(nn.Module):
         (``relu_from_output``): the same numbers, and on a GPU XLA can fuse each ReLU
         (and the bias) into the convolution before it. Off by default until measured on
         a GPU (issue 10; benchmarks/gpu.sh x and y).
+      weight_standardization: every convolution is a ``WSConv`` (scaled weight
+        standardisation with a trained per-channel scale; Brock et al., 2021). With
+        ``init_scheme="fixup"`` each branch's C_2 scale starts at zero (the identity at
+        first, as Fixup); with "standard" every scale starts at one. The paper's σ sets
+        kernel magnitudes, which standardisation removes, so "paper" is refused.
+      nf_alpha: with weight_standardization, the normaliser-free ResNet's residual scaling
+        (Brock, De and Smith, 2021, Section 4): block l computes x + α·f(x/β_l), where
+        β_l² = 1 + (l − 1)·α² is the stream's variance expected at initialisation (the
+        stem's output taken as unit variance, and the average-pooled shortcuts as keeping
+        it: an approximation), so each branch sees unit-variance input and adds α² to the
+        variance. 0 (default): off. Meant with init_scheme="standard", whose scales all
+        start at one (with "fixup" every branch starts at zero anyway).
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
@@ -190,6 +267,8 @@ class ResNet(nn.Module):
     drop_path: float = 0.0
     float32_head: bool = True
     fusible_relu: bool = False
+    weight_standardization: bool = False
+    nf_alpha: float = 0.0
 
     def __post_init__(self):
         check_options(self)
@@ -199,15 +278,17 @@ class ResNet(nn.Module):
     def __call__(self, x, train: bool = False):
         k, c, stride = self.stem
         std_init = paper_init(k, c, residual=False)
-        x = nn.Conv(c, (k, k), strides=stride, padding="SAME", use_bias=self.conv_bias, dtype=self.dtype,
-                    kernel_init=std_init, name="stem")(x.astype(self.dtype))
-        total, depth = sum(self.blocks), 0
+        x = conv_layer(self.weight_standardization, c, k, stride, self.conv_bias, self.dtype, std_init,
+                       "stem")(x.astype(self.dtype))
+        total, depth, variance = sum(self.blocks), 0, 1.0
         for stage, (width, count, first_stride) in enumerate(zip(self.widths, self.blocks, self.strides)):
             for i in range(count):
                 depth += 1  # stochastic depth's linear rule: block l of L is skipped with drop_path·l/L
                 x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
                                   self.dtype, total, self.conv_bias, self.drop_path * depth / total,
-                                  self.fusible_relu, name=f"stage{stage}_block{i}")(x, train)
+                                  self.fusible_relu, self.weight_standardization, self.nf_alpha,
+                                  math.sqrt(variance), name=f"stage{stage}_block{i}")(x, train)
+                variance += self.nf_alpha**2
         if self.norm == "batch":
             x = relu(self.fusible_relu)(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
         head_dtype = jnp.float32 if self.float32_head else self.dtype
@@ -255,14 +336,23 @@ def check_options(net: "ResNet") -> None:
         )
     if isinstance(net.drop_path, bool) or not isinstance(net.drop_path, (int, float)) or not 0 <= net.drop_path < 1:
         raise ValueError(f"drop_path must be a probability in [0, 1), got {net.drop_path!r}.")
+    if isinstance(net.nf_alpha, bool) or not isinstance(net.nf_alpha, (int, float)) or not 0 <= net.nf_alpha <= 1:
+        raise ValueError(f"nf_alpha must be in [0, 1] (0: off; Brock et al. use 0.2), got {net.nf_alpha!r}.")
+    if net.nf_alpha and not (net.weight_standardization and net.shortcut):
+        raise ValueError("nf_alpha scales residual branches by the variance that weight standardisation gives them: "
+                         "it needs weight_standardization=true and shortcut=true.")
     if net.drop_path and not net.shortcut:
         raise ValueError("drop_path skips residual branches: it needs shortcut=True (a plain network has none).")
-    for name in ("shortcut", "conv_bias", "float32_head", "fusible_relu"):
+    for name in ("shortcut", "conv_bias", "float32_head", "fusible_relu", "weight_standardization"):
         if not isinstance(getattr(net, name), bool):
             raise TypeError(f"{name} must be true or false, got {getattr(net, name)!r}.")
     _v.one_of("init_scheme", net.init_scheme, INIT_SCHEMES)
     _v.one_of("norm", net.norm, NORMS)
     _v.one_of("head", net.head, HEADS)
+    if net.weight_standardization and net.init_scheme == "paper":
+        raise ValueError("weight_standardization=true standardises every kernel, which removes the scale that "
+                         "init_scheme='paper' sets; use init_scheme='fixup' (each branch starts as the identity) "
+                         "or 'standard'.")
     widths = (channels, *stages["widths"])
     if net.shortcut and any(b < a for a, b in zip(widths, widths[1:])):
         raise ValueError(

@@ -51,6 +51,15 @@ def test_override_of_one_network_field_keeps_the_others():
         base.override(["model=3"])
 
 
+def test_weight_standardization_is_a_network_option_refused_beside_the_whitened_stem():
+    base = config.load("cpu")
+    assert base.override(["model.weight_standardization=true"]).model["weight_standardization"] is True
+    with pytest.raises(ValueError, match="model: weight_standardization=true standardises every kernel"):
+        base.override(["model.weight_standardization=true", "model.init_scheme=paper"])
+    with pytest.raises(ValueError, match="whose scales model.weight_standardization=true would standardise away"):
+        base.override(["model.weight_standardization=true", "stem_init=whitening"])
+
+
 def test_steps_per_call_must_divide_every_interval_and_says_which_would():
     with pytest.raises(config.ConfigError, match=r"steps_per_call=3 must divide log_every=100, eval_every=5000.*use one of \[1, 2, 4, 5, 10, 20, 25, 50\]"):
         config.load("paper").override(["steps_per_call=3"])

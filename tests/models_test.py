@@ -19,6 +19,7 @@ VARIANTS = {
     "trained_head": {"head": "trained"},
     "batch_norm": {"norm": "batch"},
     "conv_bias": {"conv_bias": True, "init_scheme": "fixup"},
+    "weight_standardization": {"weight_standardization": True, "init_scheme": "fixup", "conv_bias": True},
 }
 
 
@@ -209,3 +210,76 @@ def test_fusible_relu_leaves_xla_a_convolution_with_the_relu_as_its_only_user():
 
     assert mask_operands(True).count("maximum") == 2  # one mask per ReLU, read from its output
     assert mask_operands(False).count("maximum") == 0
+
+
+def test_standardize_gives_each_output_channel_zero_mean_and_norm_gain():
+    kernel = jax.random.normal(jax.random.key(0), (3, 3, 5, 7)) * 4.0 + 2.0
+    gain = jnp.arange(1.0, 8.0)
+    w = np.asarray(models.standardize(kernel, gain), np.float64)
+    np.testing.assert_allclose(w.mean(axis=(0, 1, 2)), 0.0, atol=1e-6)
+    # std·√fan_in = gain: the norm of each centred filter is its gain
+    np.testing.assert_allclose(np.sqrt((w**2).sum(axis=(0, 1, 2))), gain, rtol=1e-5)
+    np.testing.assert_array_equal(models.standardize(jnp.ones((3, 3, 2, 4)), 1.0), 0.0)  # eps: finite
+
+
+def test_ws_conv_depends_on_the_kernels_direction_only_and_keeps_unit_variance_after_a_relu():
+    conv = models.WSConv(64, gain=models.RELU_GAIN)
+    h = jax.nn.relu(jax.random.normal(jax.random.key(0), (8, 16, 16, 64)))
+    variables = conv.init(jax.random.key(1), h)
+    out = conv.apply(variables, h)
+    assert float(jnp.var(out)) == pytest.approx(1.0, abs=0.1)  # 0.94 here: the zero padding at the borders
+    scaled = jax.tree.map(lambda p: p, variables)
+    scaled["params"]["kernel"] = variables["params"]["kernel"] * 3.0 + 0.5
+    np.testing.assert_allclose(conv.apply(scaled, h), out, rtol=1e-4, atol=1e-5)
+    # the same convolution as lax's, with the standardised kernel
+    w = models.standardize(variables["params"]["kernel"], models.RELU_GAIN * variables["params"]["scale"])
+    reference = jax.lax.conv_general_dilated(h, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scheme, identity", [("fixup", True), ("standard", False)])
+def test_weight_standardised_fixup_blocks_start_as_the_identity_and_leave_it(scheme, identity):
+    block = models.ResidualBlock(8, init_scheme=scheme, total_blocks=4, weight_standardization=True)
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 8))
+    variables = block.init(jax.random.key(1), x)
+    params = variables["params"]
+    assert set(params["conv1"]) == set(params["conv2"]) == {"kernel", "scale"}
+    np.testing.assert_array_equal(params["conv2"]["scale"], 0.0 if identity else 1.0)
+    assert bool(jnp.all(block.apply(variables, x) == x)) is identity
+    grad = jax.grad(lambda p: jnp.sum(block.apply({"params": p}, x) ** 2))(params)
+    assert float(jnp.abs(grad["conv2"]["scale"]).max()) > 0.1  # the zero scale moves on the first step
+
+
+def test_weight_standardization_refuses_the_papers_initialisation():
+    with pytest.raises(ValueError, match="removes the scale that init_scheme='paper' sets; use init_scheme='fixup'"):
+        models.table1(10, **TINY, weight_standardization=True)
+
+
+def test_nf_alpha_scales_each_branch_and_divides_its_input_by_the_expected_std():
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 8))
+    plain = models.ResidualBlock(8, init_scheme="standard", weight_standardization=True)
+    scaled = models.ResidualBlock(8, init_scheme="standard", weight_standardization=True, alpha=0.5, beta=2.0)
+    variables = plain.init(jax.random.key(1), x)
+    branch = lambda v: plain.apply(variables, v) - v  # f(v), the same parameters
+    np.testing.assert_allclose(scaled.apply(variables, x), x + 0.5 * branch(x / 2.0), rtol=1e-5, atol=1e-6)
+
+
+def test_nf_alpha_gives_block_l_the_variance_expected_before_it():
+    net = models.table1(10, **TINY, init_scheme="standard", weight_standardization=True, nf_alpha=0.2)
+    seen = []
+
+    def record(call, args, kwargs, context):
+        if isinstance(context.module, models.ResidualBlock) and context.method_name == "__call__":
+            seen.append((context.module.alpha, context.module.beta))
+        return call(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+    assert seen == [(0.2, pytest.approx(math.sqrt(1 + l * 0.04))) for l in range(4)]
+
+
+def test_nf_alpha_is_checked():
+    with pytest.raises(ValueError, match=r"nf_alpha must be in \[0, 1\]"):
+        models.table1(10, **TINY, init_scheme="standard", weight_standardization=True, nf_alpha=1.5)
+    with pytest.raises(ValueError, match="it needs weight_standardization=true and shortcut=true"):
+        models.table1(10, **TINY, nf_alpha=0.2)

@@ -157,6 +157,9 @@ class TrainConfig:
             models.ResNet(num_classes=self.num_classes, **self.model)  # runs resjax.models.check_options
         except (TypeError, ValueError) as e:
             raise ValueError(f"model: {str(e).rstrip('.')}") from None
+        if self.stem_init == "whitening" and self.model.get("weight_standardization"):
+            raise ValueError("stem_init='whitening' sets the stem's filters to the data's whitening transform, whose "
+                             "scales model.weight_standardization=true would standardise away; use one of them")
 
     def _check_progressive_resizing(self) -> None:
         until = [u for u, _ in self.progressive_resizing]
