@@ -21,6 +21,10 @@
 #      parameter average (its evaluation would pair averaged weights with the raw
 #      running statistics): is it the missing normalisation that keeps `fast` at 92%?
 #      Compare with `fast`'s raw parameters (_no_ema); on the CPU, +1.2-1.4 points  ~3 min
+#   w  `fast` (seed 0) with weight standardisation (model.weight_standardization: every
+#      kernel standardised, no activation statistics): on the CPU proxy of fast's
+#      overfitting, +2.1 points over fast's regularisers alone (docs/section4.md)  ~3 min
+#   w1 the same with seed 1                                             ~3 min
 #   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
 #      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse
 #      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
@@ -191,7 +195,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|w|w1|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -204,12 +208,14 @@ for part in "$@"; do
     q) train fast_longer_seed0 fast 0 "${LONGER[@]}" ;;
     g) train paper_bf16_logits_seed0 paper 0 model.float32_head=false ;;
     n) train fast_batchnorm_seed0 fast 0 model.norm=batch model.init_scheme=standard ema_decay=0 ;;
+    w) train fast_ws_seed0 fast 0 model.weight_standardization=true ;;
+    w1) train fast_ws_seed1 fast 1 model.weight_standardization=true ;;
     x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, g, n, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, g, n, w, w1, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

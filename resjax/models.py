@@ -176,8 +176,6 @@ class ResidualBlock(nn.Module):
     drop: float = 0.0  # probability that training skips the branch (stochastic depth)
     fusible_relu: bool = False
     weight_standardization: bool = False
-    alpha: float = 0.0  # nf_alpha: the branch computes alpha·f(x/beta); 0 leaves it f(x)
-    beta: float = 1.0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -196,11 +194,9 @@ class ResidualBlock(nn.Module):
         h = x
         if self.norm == "batch":
             h = act(bn("bn1")(h))
-        h = conv(self.stride, 0, "conv1")(h / self.beta if self.alpha else h)
+        h = conv(self.stride, 0, "conv1")(h)
         h = act(bn("bn2")(h) if self.norm == "batch" else h)
         h = conv(1, 1, "conv2")(h)
-        if self.alpha:
-            h = self.alpha * h
         if not self.shortcut:
             return h
         if train and self.drop:
@@ -240,13 +236,6 @@ class ResNet(nn.Module):
         ``init_scheme="fixup"`` each branch's C_2 scale starts at zero (the identity at
         first, as Fixup); with "standard" every scale starts at one. The paper's σ sets
         kernel magnitudes, which standardisation removes, so "paper" is refused.
-      nf_alpha: with weight_standardization, the normaliser-free ResNet's residual scaling
-        (Brock, De and Smith, 2021, Section 4): block l computes x + α·f(x/β_l), where
-        β_l² = 1 + (l − 1)·α² is the stream's variance expected at initialisation (the
-        stem's output taken as unit variance, and the average-pooled shortcuts as keeping
-        it: an approximation), so each branch sees unit-variance input and adds α² to the
-        variance. 0 (default): off. Meant with init_scheme="standard", whose scales all
-        start at one (with "fixup" every branch starts at zero anyway).
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
@@ -268,7 +257,6 @@ class ResNet(nn.Module):
     float32_head: bool = True
     fusible_relu: bool = False
     weight_standardization: bool = False
-    nf_alpha: float = 0.0
 
     def __post_init__(self):
         check_options(self)
@@ -280,15 +268,14 @@ class ResNet(nn.Module):
         std_init = paper_init(k, c, residual=False)
         x = conv_layer(self.weight_standardization, c, k, stride, self.conv_bias, self.dtype, std_init,
                        "stem")(x.astype(self.dtype))
-        total, depth, variance = sum(self.blocks), 0, 1.0
+        total, depth = sum(self.blocks), 0
         for stage, (width, count, first_stride) in enumerate(zip(self.widths, self.blocks, self.strides)):
             for i in range(count):
                 depth += 1  # stochastic depth's linear rule: block l of L is skipped with drop_path·l/L
                 x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
                                   self.dtype, total, self.conv_bias, self.drop_path * depth / total,
-                                  self.fusible_relu, self.weight_standardization, self.nf_alpha,
-                                  math.sqrt(variance), name=f"stage{stage}_block{i}")(x, train)
-                variance += self.nf_alpha**2
+                                  self.fusible_relu, self.weight_standardization,
+                                  name=f"stage{stage}_block{i}")(x, train)
         if self.norm == "batch":
             x = relu(self.fusible_relu)(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
         head_dtype = jnp.float32 if self.float32_head else self.dtype
@@ -336,11 +323,6 @@ def check_options(net: "ResNet") -> None:
         )
     if isinstance(net.drop_path, bool) or not isinstance(net.drop_path, (int, float)) or not 0 <= net.drop_path < 1:
         raise ValueError(f"drop_path must be a probability in [0, 1), got {net.drop_path!r}.")
-    if isinstance(net.nf_alpha, bool) or not isinstance(net.nf_alpha, (int, float)) or not 0 <= net.nf_alpha <= 1:
-        raise ValueError(f"nf_alpha must be in [0, 1] (0: off; Brock et al. use 0.2), got {net.nf_alpha!r}.")
-    if net.nf_alpha and not (net.weight_standardization and net.shortcut):
-        raise ValueError("nf_alpha scales residual branches by the variance that weight standardisation gives them: "
-                         "it needs weight_standardization=true and shortcut=true.")
     if net.drop_path and not net.shortcut:
         raise ValueError("drop_path skips residual branches: it needs shortcut=True (a plain network has none).")
     for name in ("shortcut", "conv_bias", "float32_head", "fusible_relu", "weight_standardization"):

@@ -253,33 +253,3 @@ def test_weight_standardised_fixup_blocks_start_as_the_identity_and_leave_it(sch
 def test_weight_standardization_refuses_the_papers_initialisation():
     with pytest.raises(ValueError, match="removes the scale that init_scheme='paper' sets; use init_scheme='fixup'"):
         models.table1(10, **TINY, weight_standardization=True)
-
-
-def test_nf_alpha_scales_each_branch_and_divides_its_input_by_the_expected_std():
-    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 8))
-    plain = models.ResidualBlock(8, init_scheme="standard", weight_standardization=True)
-    scaled = models.ResidualBlock(8, init_scheme="standard", weight_standardization=True, alpha=0.5, beta=2.0)
-    variables = plain.init(jax.random.key(1), x)
-    branch = lambda v: plain.apply(variables, v) - v  # f(v), the same parameters
-    np.testing.assert_allclose(scaled.apply(variables, x), x + 0.5 * branch(x / 2.0), rtol=1e-5, atol=1e-6)
-
-
-def test_nf_alpha_gives_block_l_the_variance_expected_before_it():
-    net = models.table1(10, **TINY, init_scheme="standard", weight_standardization=True, nf_alpha=0.2)
-    seen = []
-
-    def record(call, args, kwargs, context):
-        if isinstance(context.module, models.ResidualBlock) and context.method_name == "__call__":
-            seen.append((context.module.alpha, context.module.beta))
-        return call(*args, **kwargs)
-
-    with nn.intercept_methods(record):
-        net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
-    assert seen == [(0.2, pytest.approx(math.sqrt(1 + l * 0.04))) for l in range(4)]
-
-
-def test_nf_alpha_is_checked():
-    with pytest.raises(ValueError, match=r"nf_alpha must be in \[0, 1\]"):
-        models.table1(10, **TINY, init_scheme="standard", weight_standardization=True, nf_alpha=1.5)
-    with pytest.raises(ValueError, match="it needs weight_standardization=true and shortcut=true"):
-        models.table1(10, **TINY, nf_alpha=0.2)
