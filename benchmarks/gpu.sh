@@ -23,8 +23,10 @@
 #      Compare with `fast`'s raw parameters (_no_ema); on the CPU, +1.2-1.4 points  ~3 min
 #   w  `fast` (seed 0) with weight standardisation (model.weight_standardization: every
 #      kernel standardised, no activation statistics): on the CPU proxy of fast's
-#      overfitting, +2.1 points over fast's regularisers alone (docs/section4.md)  ~3 min
-#   w1 the same with seed 1                                             ~3 min
+#      overfitting, +1.9-2.1 points over fast's regularisers alone (docs/section4.md) ~3 min
+#   wl the same with twice the learning rate, 0.4: on the proxy, with weight
+#      standardisation 2.0 points above 0.2; without it, 9 points below     ~3 min
+#   w1, wl1  w and wl with seed 1                                       ~3 min each
 #   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
 #      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse
 #      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
@@ -195,7 +197,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|w|w1|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|w|w1|wl|wl1|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -210,12 +212,14 @@ for part in "$@"; do
     n) train fast_batchnorm_seed0 fast 0 model.norm=batch model.init_scheme=standard ema_decay=0 ;;
     w) train fast_ws_seed0 fast 0 model.weight_standardization=true ;;
     w1) train fast_ws_seed1 fast 1 model.weight_standardization=true ;;
+    wl) train fast_ws_lr04_seed0 fast 0 model.weight_standardization=true learning_rate=0.4 ;;
+    wl1) train fast_ws_lr04_seed1 fast 1 model.weight_standardization=true learning_rate=0.4 ;;
     x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, g, n, w, w1, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, g, n, w, w1, wl, wl1, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

@@ -41,7 +41,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"model={TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    parts = ["a", "b", "g", "n", "w", "w1", "p", "q", "x", "y"]
+    parts = ["a", "b", "g", "n", "w", "w1", "wl", "wl1", "p", "q", "x", "y"]
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -121,13 +121,15 @@ def test_part_n_trains_fast_with_batch_norm_and_no_average(out):
     assert "test_accuracy_single_view_no_ema" not in state
 
 
-@pytest.mark.parametrize("part, seed", [("fast_ws_seed0", 0), ("fast_ws_seed1", 1)])
-def test_parts_w_and_w1_train_fast_with_weight_standardisation(out, part, seed):
+@pytest.mark.parametrize("part, seed, lr", [("fast_ws_seed0", 0, 0.2), ("fast_ws_seed1", 1, 0.2),
+                                           ("fast_ws_lr04_seed0", 0, 0.4), ("fast_ws_lr04_seed1", 1, 0.4)])
+def test_parts_w_wl_and_their_second_seeds_train_fast_with_weight_standardisation(out, part, seed, lr):
     dest, _ = out
     result = json.loads((dest / part / "result.json").read_text())
     assert result["exit_status"] == 0 and result["steps"] == 4
     config = json.loads((dest / part / "run" / "config.json").read_text())["config"]
     assert config["model"]["weight_standardization"] is True and config["seed"] == seed
+    assert config["learning_rate"] == lr
     assert config["model"]["init_scheme"] == "fixup" and config["ema_decay"] == 0.999  # otherwise fast
     params = json.loads((dest / part / "run" / "summary.json").read_text())
     assert "test_accuracy_single_view_no_ema" in params
