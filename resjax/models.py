@@ -109,7 +109,8 @@ def skip_branch(key: jax.Array, h: jax.Array, drop: float) -> jax.Array:
 
 
 def standardize(kernel: jax.Array, gain: jax.Array, eps: float = 1e-4) -> jax.Array:
-    """Scaled weight standardisation (Brock, De and Smith, 2021, Eq. 3): each output
+    """Scaled weight standardisation (Brock, De and Smith, 2021, "Characterizing signal
+    propagation to close the performance gap in unnormalized ResNets"): each output
     channel of an HWIO kernel (..., c_out) becomes gain·(W − mean)/(std·√fan_in), its
     mean and std taken over its fan-in; ``gain`` (c_out,) or a scalar. ``eps`` bounds
     fan_in·var from below, as in their code, so a constant filter stays finite."""
