@@ -25,7 +25,7 @@
 #      kernel standardised, no activation statistics): on the CPU proxy of fast's
 #      overfitting, +1.9-2.1 points over fast's regularisers alone (docs/section4.md) ~3 min
 #   wl the same with twice the learning rate, 0.4: on the proxy, with weight
-#      standardisation 2.0 points above 0.2; without it, 9 points below     ~3 min
+#      standardisation 1.7-2.0 points above 0.2; without it, 9 points below ~3 min
 #   w1, wl1  w and wl with seed 1                                       ~3 min each
 #   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
 #      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse

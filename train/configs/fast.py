@@ -40,8 +40,8 @@ Also run: smaller images first (2026-11-30, seed 0, docs/results/fast_h200_progr
 Next:     weight standardisation (benchmarks/gpu.sh wl and w, then wl1 or w1:
           model.weight_standardization=true at learning rates 0.4 and 0.2; every kernel
           standardised, no activation statistics; on the CPU proxy of this recipe's
-          overfitting it gained 1.9-2.1 points at 0.2 with two seeds and 4.1 at 0.4 with
-          one, where 0.4 without it lost 9; on the underfitting cpu recipe it gained
+          overfitting it gained 1.9-2.1 points at 0.2 and 3.6-4.1 at 0.4 (two seeds each),
+          where 0.4 without it lost 9; on the underfitting cpu recipe it gained
           nothing: docs/section4.md);
           the second seed (benchmarks/gpu.sh b); the same with batch norm (part n: what
           the missing normalisation costs here; 1.2-1.4 points on the cpu recipe). The
