@@ -17,16 +17,13 @@
 #      more epochs, paid for by smaller images early, close the gap to 93.62%?     ~3 min
 #   g  `paper` (seed 0) with bfloat16 logits and loss (model.float32_head=false): the
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
-#   n  `fast` (seed 0) with batch norm and the standard initialisation, without the
-#      parameter average (its evaluation would pair averaged weights with the raw
-#      running statistics): is it the missing normalisation that keeps `fast` at 92%?
-#      Compare with `fast`'s raw parameters (_no_ema); on the CPU, +1.2-1.4 points  ~3 min
-#   w  `fast` (seed 0) with weight standardisation (model.weight_standardization: every
-#      kernel standardised, no activation statistics): on the CPU proxy of fast's
-#      overfitting, +1.9-2.1 points over fast's regularisers alone (docs/section4.md) ~3 min
-#   wl the same with twice the learning rate, 0.4: on the proxy, with weight
-#      standardisation 1.7-2.0 points above 0.2; without it, 9 points below ~3 min
-#   w1, wl1  w and wl with seed 1                                       ~3 min each
+#   s  `fast` (seed 0) with 6,000 steps instead of 7,000 (62 epochs): does the command
+#      fit in 180 s (7,000 took 191.5-193.8 s), and what does the shorter run cost?  ~3 min
+#   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
+#      weight standardisation, at the learning rate of the recipe without it (0.2), and
+#      without the parameter average (its evaluation would pair averaged weights with
+#      the raw running statistics): what a normalisation layer would add to
+#      `fast` without one. Compare with `fast`'s raw parameters (_no_ema)     ~3 min
 #   x  the step (Table 1, the network of the peers and of the speed target; bf16, batch
 #      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse
 #      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
@@ -36,9 +33,10 @@
 #      processes). images/s, ratios, compile times, what each compiled step launches
 #      (cuDNN calls, fusions) and its device time by kernel kind (a profile) in
 #      x/variants.json; each step's optimised HLO in x/hlo_N/           ~7-8 min
-#   y  the step of `fast`'s network (batch 128 and 512): with and without its biases,
-#      with the fusible ReLUs, and with those and the convolution fusion (y/variants.json;
-#      for fast's 180 s)                                                    ~4-5 min
+#   y  the step of `fast`'s network (batch 128 and 512): without its weight
+#      standardisation (what it costs, profiled), without its biases, with the fusible
+#      ReLUs, and with those and the convolution fusion (y/variants.json; for fast's
+#      180 s)                                                               ~5-6 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -62,6 +60,7 @@ if [ -n "$TINY" ]; then
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
   VSTEP=(--steps 2 --batches 16 --dtypes float32); XNET=(--config tiny); YNET=(--config tiny)
   PROGRESSIVE=("progressive_resizing=[[2, 4]]"); LONGER=("progressive_resizing=[[2, 4]]" steps=6 checkpoint_every=6)
+  SHORTER=(steps=3 checkpoint_every=3)
 else
   # 288 timed steps (300 for the peers): 1.7 s at batch 128, where 100 steps (0.6-0.9 s)
   # gave resjax 13,821 and 18,842 images/s in two processes 7 minutes apart
@@ -72,6 +71,7 @@ else
   VSTEP=(--steps 288 --batches 128 512 --dtypes bfloat16); XNET=(--full); YNET=(--config fast)
   PROGRESSIVE=("progressive_resizing=[[3200, 16], [5100, 24]]")  # part p's: the cpu config's phases x 7,000/2,200
   LONGER=("progressive_resizing=[[4100, 16], [6600, 24]]" steps=9000 checkpoint_every=9000)  # part q's: p's x 9/7
+  SHORTER=(steps=6000 checkpoint_every=6000)  # part s's
 fi
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -137,8 +137,9 @@ CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
 # part x (Table 1); its baseline runs again last: how far two processes of one step differ
 X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
             "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL|" "--xla_gpu_autotune_level=1|" "|")
-# part y (fast's network): what its biases cost, and the fusion levers with them
-Y_VARIANTS=("|" "|conv_bias=false" "|fusible_relu=true" "$CONV_FUSION|fusible_relu=true")
+# part y (fast's network): what its weight standardisation and its biases cost, and the
+# fusion levers with them
+Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_relu=true" "$CONV_FUSION|fusible_relu=true")
 
 step_variants() {  # PART NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant
   local dir="$DEST/$1" i=0 net=() variant flags options
@@ -197,7 +198,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|w|w1|wl|wl1|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -209,17 +210,15 @@ for part in "$@"; do
     p) train fast_progressive_seed0 fast 0 "${PROGRESSIVE[@]}" ;;
     q) train fast_longer_seed0 fast 0 "${LONGER[@]}" ;;
     g) train paper_bf16_logits_seed0 paper 0 model.float32_head=false ;;
-    n) train fast_batchnorm_seed0 fast 0 model.norm=batch model.init_scheme=standard ema_decay=0 ;;
-    w) train fast_ws_seed0 fast 0 model.weight_standardization=true ;;
-    w1) train fast_ws_seed1 fast 1 model.weight_standardization=true ;;
-    wl) train fast_ws_lr04_seed0 fast 0 model.weight_standardization=true learning_rate=0.4 ;;
-    wl1) train fast_ws_lr04_seed1 fast 1 model.weight_standardization=true learning_rate=0.4 ;;
+    n) train fast_batchnorm_seed0 fast 0 model.norm=batch model.init_scheme=standard model.weight_standardization=false \
+         learning_rate=0.2 ema_decay=0 ;;
+    s) train fast_6000_seed0 fast 0 "${SHORTER[@]}" ;;
     x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, g, n, w, w1, wl, wl1, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected a, b, c, g, n, s, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
   esac
 done
 say "done"
