@@ -35,8 +35,8 @@
 #      x/variants.json; each step's optimised HLO in x/hlo_N/           ~7-8 min
 #   y  the step of `fast`'s network (batch 128 and 512): without its weight
 #      standardisation (what it costs, profiled), without its biases, with the fusible
-#      ReLUs, and with those and the convolution fusion (y/variants.json; for fast's
-#      180 s)                                                               ~5-6 min
+#      ReLUs, with those and the convolution fusion, and under CUDA graphs
+#      (y/variants.json; for fast's 180 s)                                  ~6-7 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -134,12 +134,15 @@ step_benchmark() {
 # the same process conditions. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies
 # only to float16 convolutions (cudnn_fused_conv_rewriter.cc): no change to a bf16 step.
 CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
+GRAPHS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL  # CUDA graphs over these too
 # part x (Table 1); its baseline runs again last: how far two processes of one step differ
 X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
-            "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL|" "--xla_gpu_autotune_level=1|" "|")
+            "$GRAPHS|" "--xla_gpu_autotune_level=1|" "|")
 # part y (fast's network): what its weight standardisation and its biases cost, and the
-# fusion levers with them
-Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_relu=true" "$CONV_FUSION|fusible_relu=true")
+# fusion levers with them; CUDA graphs last, in case the standardisation's cost is its
+# small kernels' launches
+Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_relu=true" "$CONV_FUSION|fusible_relu=true"
+            "$GRAPHS|")
 
 step_variants() {  # PART NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant
   local dir="$DEST/$1" i=0 net=() variant flags options

@@ -162,7 +162,8 @@ def test_part_y_measures_what_fast_networks_options_cost_and_the_fusion_levers(o
     runs = json.loads((dest / "y" / "variants.json").read_text())
     assert [(r["xla_flags"], r["model"]) for r in runs] == [
         ("", ""), ("", "weight_standardization=false"), ("", "conv_bias=false"), ("", "fusible_relu=true"),
-        ("--xla_gpu_experimental_enable_conv_fusion=true", "fusible_relu=true")]
+        ("--xla_gpu_experimental_enable_conv_fusion=true", "fusible_relu=true"),
+        ("--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL", "")]
     assert all(r["ran"] and r["images_per_s"]["16"] > 0 for r in runs)
     assert json.loads((dest / "y" / "step_1.json").read_text())["network"].endswith("with weight_standardization=false")
     assert json.loads((dest / "y" / "step_2.json").read_text())["network"].endswith("with conv_bias=false")
