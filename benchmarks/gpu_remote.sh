@@ -2,7 +2,7 @@
 # benchmarks/gpu.sh on a lent GPU machine that holds a copy of this working tree but no
 # resjax install and no network (the project's device tool), in one call:
 #
-#   bash benchmarks/gpu_remote.sh e f        # carry the git-ignored gpu/ and .whl/ folders
+#   bash benchmarks/gpu_remote.sh s step     # carry the git-ignored gpu/ and .whl/ folders
 #
 # Installs the wheels in .whl/ where their packages are missing (pydantic, tensorboardX,
 # grain, ...: docs/section4.md says how to fetch them), makes resjax importable with its
