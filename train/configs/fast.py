@@ -28,8 +28,8 @@ Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-30,
           27,202 images/s between logs against 29,477 without it the same hour). At
           learning rate 0.2 it reached 92.50% (seed 0, 189.0 s). Without it (the recipe
           until 2026-11-30, `--set model.weight_standardization=false learning_rate=0.2`):
-          91.94% and 91.82% (seeds 0 and 1; 92.92% against 91.88% on average) in 169.0 s
-          and 176.8 s; without the regularisers too, 90.43% and 90.90% in 189.0 s
+          91.94% and 91.82% (seeds 0 and 1; on average 91.88%, against 92.92% with it)
+          in 169.0 s and 176.8 s; without the regularisers too, 90.43% and 90.90% in 189.0 s
           (2026-11-28, before the steps compiled during data loading).
           What limits it: not the fit of the training set (the last five logged batches
           are 99.6% and 98.2% correct against each mixed image's dominant label), so how
