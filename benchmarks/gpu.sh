@@ -19,6 +19,9 @@
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
 #   s  `fast` (seed 0) with 6,000 steps instead of 7,000 (62 epochs): does the command
 #      fit in 180 s (7,000 took 191.5-193.8 s), and what does the shorter run cost?  ~3 min
+#   f  `fast` (seed 0) with the fusible ReLUs and XLA's experimental convolution fusion,
+#      the step lever of part y (+4.7% on fast's network at batch 512): does the command
+#      come under 180 s with 7,000 steps, at the same accuracy?              ~3 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -37,6 +40,13 @@
 #      standardisation (what it costs, profiled), without its biases, with the fusible
 #      ReLUs, with those and the convolution fusion, and under CUDA graphs
 #      (y/variants.json; for fast's 180 s)                                  ~6-7 min
+#   r  `fast`'s whole training step (its recipe: clipping, mixup, label smoothing, the
+#      parameter average; batch 512) under variants, one process each: as configured;
+#      without the average, without mixup, without clipping, without the weight
+#      standardisation (where do the 1.1-2.2 ms per step go between the step benchmark and
+#      the training loop?); without donating the state (the 112 copies after the
+#      transposed updates); with the fusible ReLUs and the convolution fusion (the step
+#      lever measured in part y, on the whole step) (r/variants.json)         ~5-6 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -59,6 +69,7 @@ if [ -n "$TINY" ]; then
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
   VSTEP=(--steps 2 --batches 16 --dtypes float32); XNET=(--config tiny); YNET=(--config tiny)
+  RNET=(--config fast --recipe --set "model.stem=[3,4,1]" "model.widths=[8,16]" "model.blocks=[1,1]" "model.strides=[1,2]")
   PROGRESSIVE=("progressive_resizing=[[2, 4]]"); LONGER=("progressive_resizing=[[2, 4]]" steps=6 checkpoint_every=6)
   SHORTER=(steps=3 checkpoint_every=3)
 else
@@ -69,6 +80,7 @@ else
   STEPS=(--steps 300)
   INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
   VSTEP=(--steps 288 --batches 128 512 --dtypes bfloat16); XNET=(--full); YNET=(--config fast)
+  RNET=(--config fast --recipe --batches 512)  # fast trains at 512
   PROGRESSIVE=("progressive_resizing=[[3200, 16], [5100, 24]]")  # part p's: the cpu config's phases x 7,000/2,200
   LONGER=("progressive_resizing=[[4100, 16], [6600, 24]]" steps=9000 checkpoint_every=9000)  # part q's: p's x 9/7
   SHORTER=(steps=6000 checkpoint_every=6000)  # part s's
@@ -87,9 +99,9 @@ train() {  # name config seed [more KEY=VALUE overrides]
   t1=$(date +%s.%N)
   tail -n 3 "$dir/log.txt"
   $PY - "$dir" "$rc" "$t0" "$t1" <<'PY'
-import json, pathlib, sys
+import json, os, pathlib, sys
 d, rc, t0, t1 = pathlib.Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-out = {"exit_status": rc, "command_seconds": t1 - t0}
+out = {"exit_status": rc, "command_seconds": t1 - t0, "xla_flags": os.environ.get("XLA_FLAGS", "")}
 summary = d / "run" / "summary.json"
 if summary.exists():
     s = json.loads(summary.read_text())
@@ -143,10 +155,15 @@ X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=
 # small kernels' launches
 Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_relu=true" "$CONV_FUSION|fusible_relu=true"
             "$GRAPHS|")
+# part r (fast's whole step): where the training loop's extra time per step goes, and the
+# levers on the step that `resjax train --config fast` compiles
+R_VARIANTS=("|" "|ema_decay=0" "|mixup=0" "|grad_clip=null" "|model.weight_standardization=false"
+            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true")
 
-step_variants() {  # PART NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant
-  local dir="$DEST/$1" i=0 net=() variant flags options
-  shift
+step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant,
+  # its options after OPTION (--model: network options; --set: configuration fields)
+  local dir="$DEST/$1" option=$2 i=0 net=() variant flags options
+  shift 2
   while [ "$1" != "--" ]; do net+=("$1"); shift; done
   shift
   mkdir -p "$dir"
@@ -156,7 +173,7 @@ step_variants() {  # PART NETWORK_ARGS... -- VARIANTS...: one train_step.py proc
     printf '%s' "$flags" >"$dir/step_$i.flags"
     printf '%s' "$options" >"$dir/step_$i.model"
     read -r -a model <<<"$options"
-    XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${net[@]}" "${VSTEP[@]}" ${options:+--model "${model[@]}"} \
+    XLA_FLAGS="$flags" $PY benchmarks/train_step.py "${VSTEP[@]}" "${net[@]}" ${options:+$option "${model[@]}"} \
       --json "$dir/step_$i.json" --profile "$dir/profile_$i" --hlo "$dir/hlo_$i" >"$dir/step_$i.log" 2>&1 \
       || say "failed (exit $?): $dir/step_$i.log"
     grep -A1 '^batch' "$dir/step_$i.log"
@@ -201,7 +218,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|p|q|x|y|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -216,8 +233,10 @@ for part in "$@"; do
     n) train fast_batchnorm_seed0 fast 0 model.norm=batch model.init_scheme=standard model.weight_standardization=false \
          learning_rate=0.2 ema_decay=0 ;;
     s) train fast_6000_seed0 fast 0 "${SHORTER[@]}" ;;
-    x) step_variants x "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
-    y) step_variants y "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
+    f) XLA_FLAGS="${XLA_FLAGS:-} $CONV_FUSION" train fast_fused_seed0 fast 0 model.fusible_relu=true ;;
+    x) step_variants x --model "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
+    y) step_variants y --model "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
+    r) step_variants r --set "${RNET[@]}" -- "${R_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;

@@ -8,9 +8,13 @@ backward products), counted from the architecture: 11.9 GFLOP per image for Tabl
 Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--batches 128 512]
                                      [--dtypes bfloat16 float32] [--cpu-devices 16]
                                      [--steps-per-call 1 8] [--model NAME=VALUE ...]
+                                     [--recipe] [--set KEY=VALUE ...]
                                      [--json FILE] [--profile DIR] [--hlo DIR]
 --config NAME takes the network of a training configuration (train/configs/NAME.py) and,
-on a host without an accelerator, its cpu_devices; for an ImageNet configuration
+on a host without an accelerator, its cpu_devices; with --recipe, its whole training step
+too (optimiser, clipping, label smoothing, mixup, parameter average: what `resjax train
+--config NAME` compiles, at full image size); --set changes fields of the measured step's
+configuration as `resjax train --set` does. For an ImageNet configuration
 (``--config imagenet34``) it measures the streaming pipeline's step on image_size-pixel
 batches (the host's decoding is benchmarks/input_pipeline.py's part). --json writes the rows (and the
 device) as JSON. --steps-per-call measures each count of steps per jitted call (a
@@ -62,18 +66,19 @@ def train_flops_per_image(model: models.ResNet, size: int = 32) -> float:
     return 3.0 * total
 
 
-def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int = 1, size: int = 32,
+def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int = 1, size: int = 32,
           streamed: bool = False):
-    """The step of `resjax train`, compiled ahead of time for random uint8 images of ``size``
-    pixels a side (``per_call`` steps per call, as steps_per_call does): (the network, a
-    function making ``n`` calls from the current state and blocking at the end, the
-    compile's seconds, the compiled step's optimised HLO). ``streamed``: the streaming
-    pipeline's step, whose batches arrive augmented (imagenet34); else the device
-    pipeline's, which gathers and augments on the device."""
-    every = {k: per_call for k in ("steps", "log_every", "eval_every", "checkpoint_every")}  # only divisibility matters
-    cfg = dataclasses.replace(TrainConfig(), model=model_kwargs, batch_size=batch, compute_dtype=dtype,
-                              steps_per_call=per_call, **every)
-    model = models.ResNet(num_classes=10, dtype=jnp.dtype(dtype), **model_kwargs)
+    """The step of `resjax train` with ``base``'s network and recipe, compiled ahead of
+    time for random uint8 images of ``size`` pixels a side (``per_call`` steps per call, as
+    steps_per_call does; full size throughout): (the network, a function making ``n`` calls
+    from the current state and blocking at the end, the compile's seconds, the compiled
+    step's optimised HLO). ``streamed``: the streaming pipeline's step, whose batches
+    arrive augmented (imagenet34); else the device pipeline's, which gathers and augments
+    on the device."""
+    every = {k: per_call for k in ("log_every", "eval_every", "checkpoint_every")}  # only divisibility matters
+    cfg = dataclasses.replace(base, batch_size=batch, compute_dtype=dtype, steps_per_call=per_call,
+                              steps=per_call * -(-base.steps // per_call), progressive_resizing=(), **every)
+    model = models.ResNet(num_classes=cfg.num_classes, dtype=jnp.dtype(dtype), **cfg.model)
     mesh = loop.make_mesh()
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     lead = (per_call,) if per_call > 1 else ()
@@ -83,20 +88,19 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
     norm = step.norm_argument(np.full(3, 0.5), np.full(3, 0.25), rep)
 
     def initial(key):
-        params = model.init(key, jnp.zeros((1, size, size, 3), jnp.dtype(dtype)))["params"]
-        return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": steps_fns.tx.init(params),
-                "batch_stats": {}}
+        return step.initial_state(model, steps_fns.tx, cfg, (size, size, 3), jnp.dtype(dtype), key)
 
     host = loop.on_host(initial, 0)  # as `resjax train` initialises
     state = jax.jit(initial, out_shardings=rep)(jax.random.key(0)) if host is None else jax.device_put(host, rep)
     if streamed:  # the jitted steps of `resjax train`'s two pipelines
         fn = stream.StreamFeed.jit(cfg, mesh, steps_fns)
         calls = [(jax.device_put(rng.integers(0, 256, (*lead, batch, size, size, 3), dtype=np.uint8), shard),
-                  jax.device_put(rng.integers(0, 10, (*lead, batch)).astype(np.int32), shard), norm) for _ in range(2)]
+                  jax.device_put(rng.integers(0, cfg.num_classes, (*lead, batch)).astype(np.int32), shard), norm)
+                 for _ in range(2)]
     else:
         fn = loop.DeviceFeed.jit(cfg, mesh, steps_fns)
         images = jax.device_put(rng.integers(0, 256, (4096, size, size, 3), dtype=np.uint8), rep)
-        labels = jax.device_put(rng.integers(0, 10, 4096).astype(np.int32), rep)
+        labels = jax.device_put(rng.integers(0, cfg.num_classes, 4096).astype(np.int32), rep)
         key = jax.device_put(jax.random.key(1), rep)
         calls = [(images, labels, jax.device_put(rng.integers(0, 4096, (*lead, batch)).astype(np.int32), shard), key,
                   norm) for _ in range(max(steps, 5))]
@@ -115,14 +119,14 @@ def build(model_kwargs: dict, batch: int, dtype: str, steps: int, per_call: int 
     return model, run, compile_s, compiled.as_text()
 
 
-def measure(model_kwargs: dict, batch: int, dtype: str, steps: int, profile: str | None = None,
+def measure(base: TrainConfig, batch: int, dtype: str, steps: int, profile: str | None = None,
             per_call: int = 1, size: int = 32, streamed: bool = False, hlo: str | None = None) -> dict:
     """Timed steps (``steps`` of them, in calls of ``per_call``) after a compile and warm-up;
     ``profile``: a folder for a trace of 5 more calls and its summary (the row gets the
     device time by kind as ``profile_us``); ``hlo``: a folder for the compiled step's
     optimised HLO."""
     calls = max(1, steps // per_call)
-    model, run, compile_s, text = build(model_kwargs, batch, dtype, calls, per_call, size, streamed)
+    model, run, compile_s, text = build(base, batch, dtype, calls, per_call, size, streamed)
     if hlo:
         pathlib.Path(hlo).mkdir(parents=True, exist_ok=True)
         (pathlib.Path(hlo) / f"step_b{batch}_{dtype}_x{per_call}.hlo.txt").write_text(text)
@@ -215,6 +219,12 @@ def main():
                         help="steps per jitted call (resjax train's steps_per_call), each measured")
     parser.add_argument("--model", nargs="+", default=[], metavar="NAME=VALUE",
                         help="network options over the chosen network's, e.g. fusible_relu=true")
+    parser.add_argument("--recipe", action="store_true",
+                        help="with --config: the configuration's whole training step (its optimiser, clipping, "
+                             "label smoothing, mixup, parameter average...), not only its network under the default recipe")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="fields of the measured step's configuration, as `resjax train --set` takes them "
+                             "(e.g. ema_decay=0 donate_state=false model.fusible_relu=true)")
     parser.add_argument("--json", help="write the rows as JSON to this file")
     parser.add_argument("--profile", help="trace each batch size and dtype into a folder of this one")
     parser.add_argument("--hlo", help="write each compiled step's optimised HLO into this folder")
@@ -223,6 +233,8 @@ def main():
         parser.error(f"--steps {args.steps}: expected at least 1 timed step.")
     if min(args.steps_per_call) < 1:
         parser.error(f"--steps-per-call {args.steps_per_call}: expected values of at least 1.")
+    if args.recipe and not args.config:
+        parser.error("--recipe measures a configuration's whole training step: name it with --config NAME.")
     try:
         config = config_mod.load(args.config) if args.config else None
     except ValueError as e:
@@ -231,18 +243,21 @@ def main():
     cpu = jax.default_backend() == "cpu"
     streamed = bool(config) and config.augmentation == "imagenet"  # its batches arrive augmented from the host
     size = config.image_size if streamed else 32
-    if config:
-        model_kwargs, name = config.model, f"the {args.config} config's network {config.model} at {size}x{size}"
+    if config and args.recipe:
+        base, name = config, f"the {args.config} config's whole training step (network {config.model}) at {size}x{size}"
+    elif config:
+        base, name = TrainConfig(model=config.model), f"the {args.config} config's network {config.model} at {size}x{size}"
     elif args.full or not cpu:
-        model_kwargs, name = {}, "Table 1"
+        base, name = TrainConfig(model={}), "Table 1"
     else:
-        model_kwargs, name = SMALL, f"scaled-down Table 1 {SMALL}"
-    if args.model:
+        base, name = TrainConfig(model=SMALL), f"scaled-down Table 1 {SMALL}"
+    overrides = [f"model.{a}" for a in args.model] + args.set
+    if overrides:
         try:  # the configuration's validation: unknown names and bad values refused with a suggestion
-            model_kwargs = TrainConfig(model=model_kwargs).override([f"model.{a}" for a in args.model]).model
+            base = base.override(overrides)
         except ValueError as e:
-            parser.error(f"--model {' '.join(args.model)}: {e}")
-        name += f" with {' '.join(args.model)}"
+            parser.error(f"{' '.join(overrides)}: {e}")
+        name += f" with {' '.join(args.model + args.set)}"
     dtypes = [d for d in args.dtypes if not (cpu and d == "bfloat16")] if not args.full else args.dtypes
     print(f"{name} on {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}")
     if cpu and "bfloat16" in args.dtypes and "bfloat16" not in dtypes:
@@ -252,7 +267,7 @@ def main():
         for dtype in dtypes:
             for per_call in args.steps_per_call:
                 traced = args.profile and per_call == args.steps_per_call[0]
-                r = measure(model_kwargs, batch, dtype, args.steps, traced and f"{args.profile}/b{batch}_{dtype}",
+                r = measure(base, batch, dtype, args.steps, traced and f"{args.profile}/b{batch}_{dtype}",
                             per_call, size, streamed, args.hlo)
                 rows.append(r)
                 print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call: {r['images_per_s']:10,.0f} images/s  "

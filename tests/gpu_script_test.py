@@ -42,7 +42,7 @@ def out(tmp_path_factory, folder):
            "TRAIN_SET": f"{TINY_NET} num_classes=2 steps=4 batch_size=16 eval_every=2 checkpoint_every=4 "
                         "warmup_steps=1"}
     env.pop("XLA_FLAGS", None)
-    parts = ["a", "b", "g", "n", "s", "p", "q", "x", "y"]
+    parts = ["a", "b", "g", "n", "s", "f", "p", "q", "x", "y", "r"]
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -134,6 +134,15 @@ def test_part_s_trains_fast_with_fewer_steps(out):
     assert (config["learning_rate"], config["mixup"], config["ema_decay"]) == (0.4, 0.2, 0.999)
 
 
+def test_part_f_trains_fast_with_the_fusible_relus_under_the_convolution_fusion(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_fused_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["xla_flags"].split() == ["--xla_gpu_experimental_enable_conv_fusion=true"]
+    config = json.loads((dest / "fast_fused_seed0" / "run" / "config.json").read_text())["config"]
+    assert config["model"]["fusible_relu"] is True and config["model"]["weight_standardization"] is True
+    assert json.loads((dest / "fast_6000_seed0" / "result.json").read_text())["xla_flags"] == ""  # the others: none
+
+
 def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     dest, stdout = out
     runs = json.loads((dest / "x" / "variants.json").read_text())
@@ -167,6 +176,21 @@ def test_part_y_measures_what_fast_networks_options_cost_and_the_fusion_levers(o
     assert all(r["ran"] and r["images_per_s"]["16"] > 0 for r in runs)
     assert json.loads((dest / "y" / "step_1.json").read_text())["network"].endswith("with weight_standardization=false")
     assert json.loads((dest / "y" / "step_2.json").read_text())["network"].endswith("with conv_bias=false")
+
+
+def test_part_r_measures_fasts_whole_step_without_each_part_of_its_recipe(out):
+    dest, _ = out
+    runs = json.loads((dest / "r" / "variants.json").read_text())
+    assert [(r["xla_flags"], r["model"]) for r in runs] == [
+        ("", ""), ("", "ema_decay=0"), ("", "mixup=0"), ("", "grad_clip=null"), ("", "model.weight_standardization=false"),
+        ("", "donate_state=false"), ("--xla_gpu_experimental_enable_conv_fusion=true", "model.fusible_relu=true")]
+    assert all(r["ran"] and r["images_per_s"]["16"] > 0 for r in runs)
+    network = json.loads((dest / "r" / "step_0.json").read_text())["network"]
+    assert network.startswith("the fast config's whole training step") and "model.widths=[8,16]" in network
+    hlo = [(dest / "r" / f"hlo_{i}" / "step_b16_float32_x1.hlo.txt").read_text() for i in range(len(runs))]
+    launches = [sum(r["hlo_ops"]["16"].values()) for r in runs]
+    assert launches[1] < launches[0]  # the parameter average's update is part of the measured step
+    assert "input_output_alias" in hlo[0].split("\n", 1)[0] and "input_output_alias" not in hlo[5].split("\n", 1)[0]
 
 
 def test_an_unknown_part_is_refused():

@@ -273,3 +273,21 @@ def test_progressive_resizing_feeds_the_network_smaller_images_only_where_asked(
         for side in (4, None):
             train_step(scaled_sum_state(cfg), images, labels, jnp.arange(4), jax.random.key(0), NORM, side)
     assert seen == [(4, 4, 4, 3), (4, 8, 8, 3)] * 2
+
+
+@pytest.mark.parametrize("donate", [True, False])
+def test_donate_state_decides_whether_both_pipelines_steps_update_the_state_in_place(donate):
+    from resjax import models
+    from resjax.train import loop, stream
+
+    cfg = TrainConfig(model={"stem": (3, 4, 1), "widths": (8,), "blocks": (1,), "strides": (1,)}, num_classes=2,
+                      batch_size=4, donate_state=donate)
+    model = models.ResNet(num_classes=2, dtype=jnp.float32, **cfg.model)
+    steps = step.make_steps(model, cfg, jnp.float32)
+    state = step.initial_state(model, steps.tx, cfg, (8, 8, 3), jnp.float32, jax.random.key(0))
+    images, labels = jnp.zeros((4, 8, 8, 3), jnp.uint8), jnp.zeros(4, jnp.int32)
+    mesh = loop.make_mesh()
+    device = loop.DeviceFeed.jit(cfg, mesh, steps).lower(state, images, labels, jnp.arange(4), jax.random.key(1), NORM)
+    streamed = stream.StreamFeed.jit(cfg, mesh, steps).lower(state, images, labels, NORM)
+    for lowered in (device, streamed):  # XLA's aliasing of the state's buffers to the new state's
+        assert ("input_output_alias" in lowered.compile().as_text().split("\n", 1)[0]) is donate

@@ -123,6 +123,10 @@ class TrainConfig:
     # training steps per jitted call (a lax.scan over on-device batch indices): fewer
     # dispatches; must divide steps and the logging, evaluation and checkpoint intervals
     steps_per_call: Positive = 1
+    # each training call updates the state in place (jit's donation); false keeps the old
+    # state until the call returns (twice its memory) and spares the copies XLA adds on a
+    # GPU after writing each transposed parameter update to a fresh buffer (docs/section4.md)
+    donate_state: bool = True
     # bookkeeping
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     log_every: Positive = 100

@@ -231,7 +231,7 @@ class DeviceFeed:
         rep, _, idx = cls.shardings(config, mesh)
         fn = functools.partial(steps.train_step, side=side)
         return jax.jit(step_mod.several(fn) if config.steps_per_call > 1 else fn,
-                       in_shardings=(rep, rep, rep, idx, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+                       in_shardings=(rep, rep, rep, idx, rep, rep), out_shardings=(rep, rep), donate_argnums=step_mod.donated(config))
 
     @classmethod
     def abstract_batch(cls, config: TrainConfig, mesh, count: int, shape) -> tuple:
@@ -374,17 +374,7 @@ class Trainer:
         self.marks["data"] = time.time()
 
     def _init(self, key, stem=None) -> step_mod.State:
-        variables = self.model.init(key, jnp.zeros((1, *self.shape), self.dtype))
-        params = variables["params"]
-        if stem is not None:  # stem_init="whitening"
-            params = {**params, "stem": {**params["stem"], "kernel": stem}}
-        return {
-            "step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "opt_state": self.tx.init(params),
-            "batch_stats": variables.get("batch_stats", {}),
-            **({"ema": params} if self.config.ema_decay else {}),  # its shape: the first step replaces it (ema_rate)
-        }
+        return step_mod.initial_state(self.model, self.tx, self.config, self.shape, self.dtype, key, stem)
 
     def _host_state(self, stem=None) -> step_mod.State | None:
         """The initial state as host arrays, computed by the host's CPU (None without a CPU

@@ -185,6 +185,30 @@ def ema_rate(decay: float, step: jax.Array) -> jax.Array:
     return (1 - d) / (1 - d ** step.astype(jnp.float32))
 
 
+def donated(config: TrainConfig) -> tuple[int, ...]:
+    """The training step's donated arguments (jax.jit's donate_argnums): the state, unless
+    config.donate_state is off."""
+    return (0,) if config.donate_state else ()
+
+
+def initial_state(model, tx: optax.GradientTransformation, config: TrainConfig, shape: tuple[int, ...], dtype,
+                  key: jax.Array, stem: jax.Array | None = None) -> State:
+    """The state a run starts from: ``model`` initialised for images of ``shape`` (H, W, C)
+    with ``key``, ``tx``'s state for its parameters and, with ``config.ema_decay``, their
+    average; ``stem``: the stem's kernel in place of the initialised one (stem_init)."""
+    variables = model.init(key, jnp.zeros((1, *shape), dtype))
+    params = variables["params"]
+    if stem is not None:
+        params = {**params, "stem": {**params["stem"], "kernel": stem}}
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "opt_state": tx.init(params),
+        "batch_stats": variables.get("batch_stats", {}),
+        **({"ema": params} if config.ema_decay else {}),  # its shape: the first step replaces it (ema_rate)
+    }
+
+
 class Steps(NamedTuple):
     """The optimiser and the pure functions to be jitted (see make_steps)."""
 
