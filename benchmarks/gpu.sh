@@ -19,9 +19,10 @@
 #      precision hypothesis of docs/section4.md for the plain-JAX run's divergence  ~7 min
 #   s  `fast` (seed 0) with 6,000 steps instead of 7,000 (62 epochs): does the command
 #      fit in 180 s (7,000 took 191.5-193.8 s), and what does the shorter run cost?  ~3 min
-#   f  `fast` (seed 0) with the fusible ReLUs and XLA's experimental convolution fusion,
-#      the step lever of part y (+4.7% on fast's network at batch 512): does the command
-#      come under 180 s with 7,000 steps, at the same accuracy?              ~3 min
+#   f  `fast` (seed 0) with the fusible ReLUs and XLA's experimental convolution fusion
+#      (through the configuration's xla_flags), the step lever of part y (+4.7% on fast's
+#      network at batch 512): does the command come under 180 s with 7,000 steps, at the
+#      same accuracy?                                                        ~3 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -233,7 +234,7 @@ for part in "$@"; do
     n) train fast_batchnorm_seed0 fast 0 model.norm=batch model.init_scheme=standard model.weight_standardization=false \
          learning_rate=0.2 ema_decay=0 ;;
     s) train fast_6000_seed0 fast 0 "${SHORTER[@]}" ;;
-    f) XLA_FLAGS="${XLA_FLAGS:-} $CONV_FUSION" train fast_fused_seed0 fast 0 model.fusible_relu=true ;;
+    f) train fast_fused_seed0 fast 0 model.fusible_relu=true "xla_flags=[\"$CONV_FUSION\"]" ;;
     x) step_variants x --model "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y --model "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     r) step_variants r --set "${RNET[@]}" -- "${R_VARIANTS[@]}" ;;

@@ -239,7 +239,11 @@ def main():
         config = config_mod.load(args.config) if args.config else None
     except ValueError as e:
         parser.error(str(e))
+    if any(a.startswith("xla_flags=") for a in args.set):
+        parser.error("--set xla_flags=...: set XLA_FLAGS in the environment instead (the backend may start first).")
     loop.split_cpu(args.cpu_devices or (config.cpu_devices if config else None))
+    if args.recipe:  # as `resjax train` does, before the backend starts
+        loop.add_xla_flags(config.xla_flags)
     cpu = jax.default_backend() == "cpu"
     streamed = bool(config) and config.augmentation == "imagenet"  # its batches arrive augmented from the host
     size = config.image_size if streamed else 32

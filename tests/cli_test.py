@@ -162,6 +162,7 @@ TRAIN_CASES = {
     "num_classes=3": r"num_classes=3, but the data .* has 2 classes \(dark, light\); set num_classes=2\.",
     "stepz=3": r"unknown field 'stepz' \(did you mean 'steps'\?\)",
     "model=3": r"model takes a JSON object",
+    'xla_flags=["xla_dump_to=x"]': r"xla_flags.*should match pattern",
 }
 
 

@@ -280,3 +280,24 @@ def test_the_host_initialises_at_a_lower_llvm_level_with_bitwise_the_default_com
     assert jax.tree.structure(fast) == jax.tree.structure(default) and len(jax.tree.leaves(fast)) >= 10
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(default)):
         assert isinstance(a, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_a_configurations_xla_flags_reach_xla_and_are_recorded(tmp_path, folder, train):
+    dump = tmp_path / "dump"
+    out = train(tmp_path / "run", folder, "steps=2", "eval_every=2", "checkpoint_every=2", "log_every=1",
+                f'xla_flags=["--xla_dump_to={dump}"]')
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert any(p.name.endswith(".txt") for p in dump.iterdir())  # XLA dumped the run's modules where told
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert config["xla_flags"] == [f"--xla_dump_to={dump}"]
+
+
+def test_xla_flags_are_refused_once_the_backend_has_started(monkeypatch):
+    import jax
+
+    jax.devices()  # the backend starts, and XLA has read XLA_FLAGS
+    monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_autotune_level=1")
+    loop.add_xla_flags(("--xla_gpu_autotune_level=1",))  # already there: nothing to add, nothing refused
+    with pytest.raises(ValueError, match="already started its backend, so XLA would ignore --xla_dump_to=x"):
+        loop.add_xla_flags(("--xla_gpu_autotune_level=1", "--xla_dump_to=x"))
+    assert os.environ["XLA_FLAGS"] == "--xla_gpu_autotune_level=1"

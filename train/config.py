@@ -44,6 +44,7 @@ BOOKKEEPING = ("log_every", "eval_every", "eval_from", "checkpoint_every", "keep
 Positive = Annotated[int, Field(ge=1, lt=2**31)]  # step counters are int32 on the device
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+XlaFlag = Annotated[str, Field(pattern=r"^--xla_[a-z0-9_]+(=\S*)?$")]  # one flag, as XLA_FLAGS spells it
 Name = Annotated[str, Field(min_length=1)]
 
 
@@ -127,6 +128,10 @@ class TrainConfig:
     # state until the call returns (twice its memory) and spares the copies XLA adds on a
     # GPU after writing each transposed parameter update to a fresh buffer (docs/section4.md)
     donate_state: bool = True
+    # XLA flags for this run (e.g. ["--xla_gpu_autotune_level=1"]): `resjax train` appends
+    # them to the XLA_FLAGS environment variable before JAX starts its backend, so that
+    # where both set a flag these win. XLA itself refuses a flag it does not know.
+    xla_flags: Annotated[tuple[XlaFlag, ...], Field(strict=False)] = ()
     # bookkeeping
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     log_every: Positive = 100

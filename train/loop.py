@@ -105,6 +105,23 @@ def split_cpu(count: int | None) -> None:
         jax.config.update("jax_num_cpu_devices", count)
 
 
+def add_xla_flags(flags: tuple[str, ...]) -> None:
+    """Appends those of ``flags`` (a configuration's xla_flags) that XLA_FLAGS lacks to it.
+    XLA reads the variable once, when JAX starts its backend, so this must run before
+    anything touches a device; after that it refuses, rather than let XLA ignore them."""
+    have = os.environ.get("XLA_FLAGS", "").split()
+    missing = [f for f in flags if f not in have]
+    if not missing:
+        return
+    from jax._src import xla_bridge  # private, but the only way to know; absent, nothing is checked
+
+    if getattr(xla_bridge, "backends_are_initialized", lambda: False)():
+        raise ValueError(f"xla_flags={list(flags)}: JAX has already started its backend, so XLA would ignore "
+                         f"{' '.join(missing)}; set XLA_FLAGS in the environment before starting Python, or "
+                         "run `resjax train` in a fresh process.")
+    os.environ["XLA_FLAGS"] = " ".join([*have, *missing])
+
+
 def validate(config: TrainConfig, class_names, labels, shape) -> None:
     """The rules that need the data and the devices, checked before anything compiles:
     num_classes equals the data's class count, labels lie in range (those known: a pair
@@ -338,6 +355,7 @@ class Trainer:
         self._compiling = {}  # step: the future of its compile (_start_compiles)
         self._initialising = None  # the future of the host's initial state (_prepare)
         cfg = self.config
+        add_xla_flags(cfg.xla_flags)  # before make_mesh starts the backend
         self.workdir = pathlib.Path(self.workdir)
         self.dtype = compute_dtype(cfg)
         self.model = models.ResNet(num_classes=cfg.num_classes, dtype=self.dtype, **cfg.model)
