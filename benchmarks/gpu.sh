@@ -47,7 +47,8 @@
 #      standardisation (where do the 1.1-2.2 ms per step go between the step benchmark and
 #      the training loop?); without donating the state (the 112 copies after the
 #      transposed updates); with the fusible ReLUs and the convolution fusion (the step
-#      lever measured in part y, on the whole step) (r/variants.json)         ~5-6 min
+#      lever measured in part y, on the whole step); autotuning level 1 (the compile, 28-38 s
+#      in `fast`'s runs) (r/variants.json)                                   ~5-6 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -159,7 +160,7 @@ Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_rel
 # part r (fast's whole step): where the training loop's extra time per step goes, and the
 # levers on the step that `resjax train --config fast` compiles
 R_VARIANTS=("|" "|ema_decay=0" "|mixup=0" "|grad_clip=null" "|model.weight_standardization=false"
-            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true")
+            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|")
 
 step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant,
   # its options after OPTION (--model: network options; --set: configuration fields)

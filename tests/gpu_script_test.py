@@ -183,7 +183,8 @@ def test_part_r_measures_fasts_whole_step_without_each_part_of_its_recipe(out):
     runs = json.loads((dest / "r" / "variants.json").read_text())
     assert [(r["xla_flags"], r["model"]) for r in runs] == [
         ("", ""), ("", "ema_decay=0"), ("", "mixup=0"), ("", "grad_clip=null"), ("", "model.weight_standardization=false"),
-        ("", "donate_state=false"), ("--xla_gpu_experimental_enable_conv_fusion=true", "model.fusible_relu=true")]
+        ("", "donate_state=false"), ("--xla_gpu_experimental_enable_conv_fusion=true", "model.fusible_relu=true"),
+        ("--xla_gpu_autotune_level=1", "")]
     assert all(r["ran"] and r["images_per_s"]["16"] > 0 for r in runs)
     network = json.loads((dest / "r" / "step_0.json").read_text())["network"]
     assert network.startswith("the fast config's whole training step") and "model.widths=[8,16]" in network
