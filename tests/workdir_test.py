@@ -140,3 +140,15 @@ def test_reconcile_ignores_bookkeeping_and_stores_the_configuration_of_a_fresh_r
     with pytest.raises(workdir.WorkdirError, match="model: "):
         workdir.reconcile(tmp_path, model, 5, allow_change=False)
     assert workdir.reconcile(tmp_path, model, 5, allow_change=True) == {"model": (base_model := _plain(base.model), {**base_model, "conv_bias": True})}
+
+
+def test_a_stored_configuration_from_before_a_field_existed_resumes_with_the_fields_default(tmp_path):
+    base = config.load("tiny")
+    workdir.reconcile(tmp_path, base, None, allow_change=False)
+    record = json.loads((tmp_path / "config.json").read_text())
+    del record["config"]["xla_flags"], record["config"]["donate_state"]  # as a run of 2026-11-29 stored it
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    assert workdir.reconcile(tmp_path, base, 5, allow_change=False, write=False) == {}
+    assert workdir.reconcile(tmp_path, base.override(["donate_state=false"]), 5, allow_change=False) == {}
+    with pytest.raises(workdir.WorkdirError, match=r"xla_flags: \[\] → \['--xla_gpu_autotune_level=1'\]"):
+        workdir.reconcile(tmp_path, base.override(['xla_flags=["--xla_gpu_autotune_level=1"]']), 5, allow_change=False)

@@ -37,9 +37,10 @@ STEM_INITS = ("random", "whitening")
 SHRINKS = ("resize", "crop")
 CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES, "input_pipeline": PIPELINES,
            "augmentation": AUGMENTATIONS, "flip": FLIPS, "stem_init": STEM_INITS, "progressive_mode": SHRINKS}
-# Fields that change what is logged and saved, never the trained parameters: a resumed
-# run may change them freely (resjax.train.workdir).
-BOOKKEEPING = ("log_every", "eval_every", "eval_from", "checkpoint_every", "keep_checkpoints", "loader_workers")
+# Fields that never change the trained parameters (what is logged and saved, how buffers
+# are reused): a resumed run may change them freely (resjax.train.workdir).
+BOOKKEEPING = ("log_every", "eval_every", "eval_from", "checkpoint_every", "keep_checkpoints", "loader_workers",
+               "donate_state")
 
 Positive = Annotated[int, Field(ge=1, lt=2**31)]  # step counters are int32 on the device
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]

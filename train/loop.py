@@ -248,7 +248,8 @@ class DeviceFeed:
         rep, _, idx = cls.shardings(config, mesh)
         fn = functools.partial(steps.train_step, side=side)
         return jax.jit(step_mod.several(fn) if config.steps_per_call > 1 else fn,
-                       in_shardings=(rep, rep, rep, idx, rep, rep), out_shardings=(rep, rep), donate_argnums=step_mod.donated(config))
+                       in_shardings=(rep, rep, rep, idx, rep, rep), out_shardings=(rep, rep),
+                       donate_argnums=step_mod.donated(config))
 
     @classmethod
     def abstract_batch(cls, config: TrainConfig, mesh, count: int, shape) -> tuple:

@@ -111,7 +111,8 @@ class StreamFeed:
         fn = functools.partial(steps.stream_step, side=side)
         if config.steps_per_call > 1:
             fn = step_mod.several(fn, scanned=(0, 1))
-        return jax.jit(fn, in_shardings=(rep, batch, batch, rep), out_shardings=(rep, rep), donate_argnums=step_mod.donated(config))
+        return jax.jit(fn, in_shardings=(rep, batch, batch, rep), out_shardings=(rep, rep),
+                       donate_argnums=step_mod.donated(config))
 
     @staticmethod
     def abstract_batch(config: TrainConfig, mesh, count: int, shape) -> tuple:

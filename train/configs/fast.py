@@ -24,10 +24,9 @@ Expected: on one H200 (JAX 0.11.2, the CIFAR-10 JPEGs, cold compile; 2026-11-30,
           docs/results/fast_h200_ws_lr04_seed*): 93.30% and 92.54% single-view test
           accuracy (93.36% and 93.06% flip-averaged) with seeds 0 and 1, in 191.5 s and
           193.8 s for the whole command: 0.3 and 1.1 points short of issue 10's 93.62%,
-          and 12-14 s over its 180 s. The standardisation costs 8-9% of the loop's rate (26,831-
-          27,202 images/s between logs against 29,477 without it the same hour), 3% of
-          the network's step at batch 512 (benchmarks/gpu.sh y). At
-          learning rate 0.2 it reached 92.50% (seed 0, 189.0 s). Without it (the recipe
+          and 12-14 s over its 180 s. The standardisation costs 8-9% of the loop's rate
+          (26,831-27,202 images/s between logs against 29,477 without it the same hour),
+          3% of the network's step at batch 512 (benchmarks/gpu.sh y). At learning rate 0.2 it reached 92.50% (seed 0, 189.0 s). Without it (the recipe
           until 2026-11-30, `--set model.weight_standardization=false learning_rate=0.2`):
           91.94% and 91.82% (seeds 0 and 1; on average 91.88%, against 92.92% with it)
           in 169.0 s and 176.8 s; without the regularisers too, 90.43% and 90.90% in 189.0 s
@@ -46,10 +45,9 @@ Also run: smaller images first (2026-11-30, without the standardisation, seed 0,
           over 9,000 steps ended at 91.95% (92.26% flip-averaged) in 168.2 s.
 Next:     the time: this recipe with the fusible ReLUs under XLA's convolution fusion
           (+4.7% on fast's network's step at batch 512, benchmarks/gpu.sh y), end to end
-          (part f); fast's whole step without each part of its recipe and without
-          donating the state (part r);
-          autotuning level 1 for the compile's 19-28-s wait (part x); batch norm in
-          place of the standardisation (part n).
+          (part f); fast's whole step without each part of its recipe, without donating
+          the state and with autotuning level 1 for the compile's 19-28-s wait (part r);
+          batch norm in place of the standardisation (part n).
 """
 
 from resjax.train.config import TrainConfig
