@@ -291,3 +291,22 @@ def test_donate_state_decides_whether_both_pipelines_steps_update_the_state_in_p
     streamed = stream.StreamFeed.jit(cfg, mesh, steps).lower(state, images, labels, NORM)
     for lowered in (device, streamed):  # XLA's aliasing of the state's buffers to the new state's
         assert ("input_output_alias" in lowered.compile().as_text().split("\n", 1)[0]) is donate
+
+
+def test_a_step_with_the_state_donated_or_not_gives_bitwise_the_same_state():
+    from resjax import models
+    from resjax.train import loop
+
+    states = []
+    for donate in (True, False):
+        cfg = TrainConfig(model={"stem": (3, 4, 1), "widths": (8,), "blocks": (1,), "strides": (1,)}, num_classes=2,
+                          batch_size=4, donate_state=donate)
+        model = models.ResNet(num_classes=2, dtype=jnp.float32, **cfg.model)
+        steps = step.make_steps(model, cfg, jnp.float32)
+        state = step.initial_state(model, steps.tx, cfg, (8, 8, 3), jnp.float32, jax.random.key(0))
+        images = jax.random.randint(jax.random.key(2), (4, 8, 8, 3), 0, 256).astype(jnp.uint8)
+        fn = loop.DeviceFeed.jit(cfg, loop.make_mesh(), steps)
+        for _ in range(2):
+            state, _ = fn(state, images, jnp.array([0, 1, 0, 1]), jnp.arange(4), jax.random.key(1), NORM)
+        states.append(jax.device_get(state))
+    jax.tree.map(np.testing.assert_array_equal, *states)
