@@ -127,8 +127,7 @@ def differences(stored: dict, config: TrainConfig) -> dict:
     """{field: (stored value, new value)} over the fields that change training. A field
     the stored configuration lacks was added to resjax after that run began, which
     therefore trained with its default."""
-    new, default = _plain(config), _plain(TrainConfig())
-    stored = {**{k: v for k, v in default.items() if k not in stored}, **stored}
+    new, stored = _plain(config), {**_plain(TrainConfig()), **stored}
     return {k: (stored.get(k), new.get(k)) for k in sorted(new.keys() | stored.keys())
             if k not in BOOKKEEPING and stored.get(k) != new.get(k)}
 
