@@ -275,16 +275,23 @@ def test_progressive_resizing_feeds_the_network_smaller_images_only_where_asked(
     assert seen == [(4, 4, 4, 3), (4, 8, 8, 3)] * 2
 
 
-@pytest.mark.parametrize("donate", [True, False])
-def test_donate_state_decides_whether_both_pipelines_steps_update_the_state_in_place(donate):
+def tiny_run(donate: bool):
+    """(config, steps, initial state) of a one-block network on 8x8 images, 2 classes,
+    batch 4, with the state donated to the training step or not."""
     from resjax import models
-    from resjax.train import loop, stream
 
     cfg = TrainConfig(model={"stem": (3, 4, 1), "widths": (8,), "blocks": (1,), "strides": (1,)}, num_classes=2,
                       batch_size=4, donate_state=donate)
     model = models.ResNet(num_classes=2, dtype=jnp.float32, **cfg.model)
     steps = step.make_steps(model, cfg, jnp.float32)
-    state = step.initial_state(model, steps.tx, cfg, (8, 8, 3), jnp.float32, jax.random.key(0))
+    return cfg, steps, step.initial_state(model, steps.tx, cfg, (8, 8, 3), jnp.float32, jax.random.key(0))
+
+
+@pytest.mark.parametrize("donate", [True, False])
+def test_donate_state_decides_whether_both_pipelines_steps_update_the_state_in_place(donate):
+    from resjax.train import loop, stream
+
+    cfg, steps, state = tiny_run(donate)
     images, labels = jnp.zeros((4, 8, 8, 3), jnp.uint8), jnp.zeros(4, jnp.int32)
     mesh = loop.make_mesh()
     device = loop.DeviceFeed.jit(cfg, mesh, steps).lower(state, images, labels, jnp.arange(4), jax.random.key(1), NORM)
@@ -294,17 +301,12 @@ def test_donate_state_decides_whether_both_pipelines_steps_update_the_state_in_p
 
 
 def test_a_step_with_the_state_donated_or_not_gives_bitwise_the_same_state():
-    from resjax import models
     from resjax.train import loop
 
     states = []
+    images = jax.random.randint(jax.random.key(2), (4, 8, 8, 3), 0, 256).astype(jnp.uint8)
     for donate in (True, False):
-        cfg = TrainConfig(model={"stem": (3, 4, 1), "widths": (8,), "blocks": (1,), "strides": (1,)}, num_classes=2,
-                          batch_size=4, donate_state=donate)
-        model = models.ResNet(num_classes=2, dtype=jnp.float32, **cfg.model)
-        steps = step.make_steps(model, cfg, jnp.float32)
-        state = step.initial_state(model, steps.tx, cfg, (8, 8, 3), jnp.float32, jax.random.key(0))
-        images = jax.random.randint(jax.random.key(2), (4, 8, 8, 3), 0, 256).astype(jnp.uint8)
+        cfg, steps, state = tiny_run(donate)
         fn = loop.DeviceFeed.jit(cfg, loop.make_mesh(), steps)
         for _ in range(2):
             state, _ = fn(state, images, jnp.array([0, 1, 0, 1]), jnp.arange(4), jax.random.key(1), NORM)
