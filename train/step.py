@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from . import beta, order
+from . import beta, grad_norm, order
 from .config import TrainConfig
 
 State = dict[str, Any]  # {"step", "params", "opt_state", "batch_stats"[, "ema"]}
@@ -44,7 +44,7 @@ def schedule(config: TrainConfig) -> optax.Schedule:
 def optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """SGD with momentum; weight decay on convolution kernels (4-D leaves) only."""
     conv_only = lambda params: jax.tree.map(lambda p: p.ndim == 4, params)
-    parts = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
+    parts = [grad_norm.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
     parts += [
         optax.add_decayed_weights(config.weight_decay, mask=conv_only),
         optax.sgd(schedule(config), momentum=config.momentum, nesterov=config.nesterov),
@@ -285,8 +285,7 @@ def make_steps(model, config: TrainConfig, dtype) -> Steps:
             # nothing about whether the training set is fit)
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1)),
             "lr": lr(state["step"]),
-            # written out: optax.tree.norm is newer than the optax>=0.2 that pyproject.toml allows
-            "grad_norm": jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(grads))),
+            "grad_norm": grad_norm.global_norm(grads),
         }
         return new, metrics
 
