@@ -5,6 +5,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import jax.test_util
 import numpy as np
 import pytest
 
@@ -220,6 +221,38 @@ def test_standardize_gives_each_output_channel_zero_mean_and_norm_gain():
     # std·√fan_in = gain: the norm of each centred filter is its gain
     np.testing.assert_allclose(np.sqrt((w**2).sum(axis=(0, 1, 2))), gain, rtol=1e-5)
     np.testing.assert_array_equal(models.standardize(jnp.ones((3, 3, 2, 4)), 1.0), 0.0)  # eps: finite
+
+
+def autodiff_standardize(kernel, gain, eps=1e-4):
+    """standardize's formula with autodiff's gradient: the reference for its written-out one."""
+    axes = tuple(range(kernel.ndim - 1))
+    var = jnp.var(kernel, axis=axes, keepdims=True) * np.prod(kernel.shape[:-1])
+    return (kernel - jnp.mean(kernel, axis=axes, keepdims=True)) * (jax.lax.rsqrt(jnp.maximum(var, eps)) * gain)
+
+
+@pytest.mark.parametrize("gain_shape", [(6,), ()])
+def test_standardize_gradient_is_autodiffs_and_the_finite_differences(gain_shape):
+    keys = jax.random.split(jax.random.key(0), 3)
+    kernel = jax.random.normal(keys[0], (3, 3, 4, 6), jnp.float64) + 0.3
+    kernel = kernel.at[..., 0].set(0.7)  # a constant filter: its fan_in·var is below eps
+    gain = jax.random.normal(keys[1], gain_shape, jnp.float64)
+    upstream = jax.random.normal(keys[2], kernel.shape, jnp.float64)
+    grads = [jax.grad(lambda k, g: jnp.sum(upstream * f(k, g)), argnums=(0, 1))(kernel, gain)
+             for f in (models.standardize, autodiff_standardize)]
+    np.testing.assert_array_equal(models.standardize(kernel, gain), autodiff_standardize(kernel, gain))
+    for ours, autodiff in zip(*grads):
+        np.testing.assert_allclose(ours, autodiff, rtol=1e-12, atol=1e-14)
+    jax.test_util.check_grads(models.standardize, (kernel, gain), order=1, modes=["rev"])
+
+
+def test_standardize_gradient_asks_fewer_reductions_of_the_compiler_than_autodiffs():
+    kernel, gain, upstream = jnp.ones((3, 3, 8, 8)), jnp.ones(8), jnp.ones((3, 3, 8, 8))
+
+    def reductions(f):
+        step = jax.jit(jax.grad(lambda k, g: jnp.sum(upstream * f(k, g)), argnums=(0, 1)))
+        return step.lower(kernel, gain).as_text().count("stablehlo.reduce")
+
+    assert reductions(models.standardize) < reductions(autodiff_standardize)  # 6 against 10 (JAX 0.10.2)
 
 
 def test_ws_conv_depends_on_the_kernels_direction_only_and_keeps_unit_variance_after_a_relu():
