@@ -242,7 +242,7 @@ for part in "$@"; do
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected a, b, c, g, n, s, p, q, x, y, i, step or fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected one of a b c g n s f p q x y r i step fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

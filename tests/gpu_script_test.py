@@ -4,6 +4,7 @@ the step report's ratios and the profile summary."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -197,6 +198,8 @@ def test_part_r_measures_fasts_whole_step_without_each_part_of_its_recipe(out):
 def test_an_unknown_part_is_refused():
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "z"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown part z" in proc.stderr
+    parts = re.findall(r"^    (\w+)\) ", (ROOT / "benchmarks" / "gpu.sh").read_text(), re.M)
+    assert len(parts) > 10 and set(parts) <= set(proc.stderr.split())  # the message names every part
 
 
 def test_report_takes_no_ratio_from_a_failed_or_missing_peer():
