@@ -43,11 +43,14 @@ Also run: smaller images first (2026-11-30, without the standardisation, seed 0,
           docs/results/fast_h200_progressive*): 16 pixels to step 3,200 and 24 to 5,100
           saved 16 s of the loop and ended at 91.71% in 154.0 s; the same phases stretched
           over 9,000 steps ended at 91.95% (92.26% flip-averaged) in 168.2 s.
-Next:     the time: this recipe with the fusible ReLUs under XLA's convolution fusion
-          (+4.7% on fast's network's step at batch 512, benchmarks/gpu.sh y), end to end
-          (part f); fast's whole step without each part of its recipe, without donating
-          the state and with autotuning level 1 for the compile's 19-28-s wait (part r);
-          batch norm in place of the standardisation (part n).
+Next:     the time: since 2026-11-30 (night) the step draws mixup's λ without rejection
+          loops, computes the gradient norm in one reduction and the standardisation's
+          gradient by hand (fast's whole step: 4,518 -> 3,856 launches on a CPU; not yet
+          timed on a GPU); part f trains this recipe with the fusible ReLUs under XLA's
+          convolution fusion (+4.7% on fast's network's step at batch 512, benchmarks/gpu.sh
+          y) end to end; part r takes fast's whole step apart (the average, mixup, the
+          clip, the standardisation, the donation, autotuning level 1 for the compile's
+          19-28-s wait); part n tries batch norm in place of the standardisation.
 """
 
 from resjax.train.config import TrainConfig
