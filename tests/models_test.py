@@ -245,14 +245,31 @@ def test_standardize_gradient_is_autodiffs_and_the_finite_differences(gain_shape
     jax.test_util.check_grads(models.standardize, (kernel, gain), order=1, modes=["rev"])
 
 
-def test_standardize_gradient_asks_fewer_reductions_of_the_compiler_than_autodiffs():
+def test_standardize_forward_mode_is_autodiffs_too():
+    kernel = jax.random.normal(jax.random.key(0), (3, 3, 4, 6), jnp.float64)
+    gain, d_kernel, d_gain = jnp.linspace(0.5, 2.0, 6), jnp.ones_like(kernel).at[0].set(-2.0), jnp.ones(6)
+    ours, theirs = (jax.jvp(f, (kernel, gain), (d_kernel, d_gain)) for f in (models.standardize, autodiff_standardize))
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12, atol=1e-14)
+
+
+def operations(jaxpr) -> int:
+    """The primitive operations of a jaxpr, those of the jaxprs it calls counted in its place."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        inner = [p.jaxpr for p in eqn.params.values() if hasattr(getattr(p, "jaxpr", None), "eqns")]
+        count += sum(operations(j) for j in inner) if inner else 1
+    return count
+
+
+def test_standardize_gradient_gives_the_compiler_less_to_do_than_autodiffs():
     kernel, gain, upstream = jnp.ones((3, 3, 8, 8)), jnp.ones(8), jnp.ones((3, 3, 8, 8))
 
-    def reductions(f):
-        step = jax.jit(jax.grad(lambda k, g: jnp.sum(upstream * f(k, g)), argnums=(0, 1)))
-        return step.lower(kernel, gain).as_text().count("stablehlo.reduce")
+    def gradient_ops(f):
+        grad = jax.grad(lambda k, g: jnp.sum(upstream * f(k, g)), argnums=(0, 1))
+        return operations(jax.make_jaxpr(grad)(kernel, gain).jaxpr)
 
-    assert reductions(models.standardize) < reductions(autodiff_standardize)  # 6 against 10 (JAX 0.10.2)
+    assert gradient_ops(models.standardize) < 0.85 * gradient_ops(autodiff_standardize)  # 57 against 72 (JAX 0.10.2)
 
 
 def test_ws_conv_depends_on_the_kernels_direction_only_and_keeps_unit_variance_after_a_relu():

@@ -45,7 +45,7 @@ Also run: smaller images first (2026-11-30, without the standardisation, seed 0,
           over 9,000 steps ended at 91.95% (92.26% flip-averaged) in 168.2 s.
 Next:     the time: since 2026-11-30 (night) the step draws mixup's λ without rejection
           loops, computes the gradient norm in one reduction and the standardisation's
-          gradient by hand (fast's whole step: 4,518 -> 3,856 launches on a CPU; not yet
+          gradient by hand (fast's whole step: 4,518 -> 3,857 launches on a CPU; not yet
           timed on a GPU); part f trains this recipe with the fusible ReLUs under XLA's
           convolution fusion (+4.7% on fast's network's step at batch 512, benchmarks/gpu.sh
           y) end to end; part r takes fast's whole step apart (the average, mixup, the
