@@ -33,6 +33,10 @@ Expected: (2026-11-29, the README's install: JAX 0.10.2, Python 3.11; the machin
                   benchmark; likely another host's processor: slightly different figures):
                   80.64% at step 2,000, 699 s (11 min 39 s) from the start; final
                   80.05% / 80.74%; 810 s in all.
+          seed 0 again at 60489d2 (2026-11-30 night, after the step's gradient norm
+                  became one reduction; another slow evening, about 400 full-size
+                  images/s): 80.46% at step 2,000, 794 s (13 min 14 s) from the start;
+                  final 79.88% / 80.60%; 951 s in all.
 Before (the same recipe at full size, evaluated every 200 steps and checkpointed every
           550): 80.91% and 80.82% (seeds 0, 1) in 28-29 minutes on a slow day (335
           images/s, JAX 0.12, 2026-11-27); on 2026-11-29 (about 1,060 images/s) 80% at
