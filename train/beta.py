@@ -13,9 +13,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-# Marsaglia-Tsang accepts at least 95% of its proposals for every shape >= 1 (their
-# Table 1), so all 16 are rejected with probability below 0.05**16 < 2e-21; the draw is then
-# the first proposal, and the distribution is Gamma's but for that event.
+# Marsaglia-Tsang accepts a proposal with probability 0.952 at shape 1, rising with the
+# shape (0.963 at 1.2, mixup 0.2's boosted shape; measured over 2 million proposals), so
+# all 16 are rejected with probability below 1e-21; the draw is then the first proposal,
+# and the distribution is Gamma's but for that event.
 PROPOSALS = 16
 
 
@@ -25,7 +26,7 @@ def log_gamma(key: jax.Array, shape: float) -> jax.Array:
     v = (1 + x / sqrt(9 d))^3, x ~ N(0, 1), d = shape - 1/3, accepted when
     log u < x^2/2 + d - d v + d log v, u ~ U(0, 1). For shape < 1, their boost:
     Gamma(shape) = Gamma(shape + 1) · U^(1/shape), in logs, so that small shapes do not
-    underflow (0.2: U^5). float32 scalar."""
+    underflow (0.2: U^5). A scalar of JAX's default float type."""
     k_x, k_u, k_boost = jax.random.split(key, 3)
     s = shape if shape >= 1 else shape + 1
     d = s - 1 / 3
@@ -44,7 +45,7 @@ def log_gamma(key: jax.Array, shape: float) -> jax.Array:
 def sample(key: jax.Array, a: float, b: float) -> jax.Array:
     """One Beta(a, b) draw, G_a / (G_a + G_b) for independent gammas, as a sigmoid of their
     logs' difference (exact where both are tiny). a, b > 0 (Python numbers: static).
-    float32 scalar in [0, 1]."""
+    A scalar of JAX's default float type, in [0, 1]."""
     if not (a > 0 and b > 0):
         raise ValueError(f"Beta(a, b) needs a > 0 and b > 0, got a={a}, b={b}")
     k_a, k_b = jax.random.split(key)

@@ -1,7 +1,7 @@
 """The gradients' global norm in one reduction, and clipping by it (resjax.train.step).
 
 Written out per leaf, as optax's ``tree.norm`` and ``clip_by_global_norm`` compute it,
-the norm is one reduction per parameter leaf (170 leaves in ``fast``'s network, with its
+the norm is one reduction per parameter leaf (165 leaves in ``fast``'s network, with its
 biases and standardisation gains), each a kernel of its own. Over the leaves
 concatenated it is one reduction; the clipping below takes the same norm, so that the
 step computes it once for the clip and the logged metric alike (XLA merges the two).
