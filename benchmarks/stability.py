@@ -54,10 +54,10 @@ def main():
     args = parser.parse_args()
     import jax
 
-    from resjax.train import loop
+    from resjax.train import backend, loop
     from resjax.train.config import TrainConfig
 
-    loop.split_cpu(args.devices)
+    backend.split_cpu(args.devices)
 
     base = TrainConfig(data=args.data, steps=args.steps, lr_boundaries=(), log_every=10,
                        eval_every=10**9, checkpoint_every=10**9)

@@ -45,7 +45,7 @@ import numpy as np
 
 from resjax import models
 from resjax.train import config as config_mod
-from resjax.train import loop, step, stream
+from resjax.train import backend, loop, step, stream
 from resjax.train.config import TrainConfig
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # launches.py beside it, under PYTHONSAFEPATH too
@@ -241,9 +241,9 @@ def main():
         parser.error(str(e))
     if any(a.startswith("xla_flags=") for a in args.set):
         parser.error("--set xla_flags=...: set XLA_FLAGS in the environment instead (the backend may start first).")
-    loop.split_cpu(args.cpu_devices or (config.cpu_devices if config else None))
+    backend.split_cpu(args.cpu_devices or (config.cpu_devices if config else None))
     if args.recipe:  # as `resjax train` does, before the backend starts
-        loop.add_xla_flags(config.xla_flags)
+        backend.add_xla_flags(config.xla_flags)
     cpu = jax.default_backend() == "cpu"
     streamed = bool(config) and config.augmentation == "imagenet"  # its batches arrive augmented from the host
     size = config.image_size if streamed else 32

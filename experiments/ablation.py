@@ -159,11 +159,11 @@ def check(config: Config) -> None:
 
 def run(config: Config = Config(), progress=None) -> list[dict]:
     """One row per variant; ``progress(n)`` after each n units of ``size(config)``."""
-    from resjax.train import loop
+    from resjax.train import backend, loop
 
     check(config)
     try:
-        loop.split_cpu(config.cpu_devices)
+        backend.split_cpu(config.cpu_devices)
     except RuntimeError:
         raise RuntimeError(f"cpu_devices={config.cpu_devices} must be set before JAX first runs: run the experiment "
                            "in a fresh process, or set cpu_devices=None to use the devices as they are.") from None

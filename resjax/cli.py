@@ -112,18 +112,15 @@ def _check(args) -> int:
     return code
 
 
-def _train_setup(args):
-    """Configuration, data and trainer, all validated; raises ValueError/TypeError/OSError."""
-    from resjax.train import config as config_mod
+def _train_setup(args, cfg):
+    """The workdir and the data, validated; raises ValueError/TypeError/OSError."""
     from resjax.train import loop
 
-    cfg = config_mod.load(args.config).override(args.set or [])
     workdir = pathlib.Path(args.workdir or f"runs/{args.config}")
     if workdir.exists() and not workdir.is_dir():
         raise ValueError(f"--workdir {workdir} is a file; give a directory.")
     train_set, test_set = loop.load_splits(cfg, decode=False)  # the trainer decodes them while it compiles
-    loop.split_cpu(cfg.cpu_devices)
-    return cfg, workdir, train_set, test_set
+    return workdir, train_set, test_set
 
 
 def _dry_run(trainer) -> int:
@@ -178,22 +175,29 @@ def _train(args) -> int:
 
     import jax
 
-    from resjax.train import loop
+    from resjax.train import backend
+    from resjax.train import config as config_mod
 
     logging.getLogger("absl").addFilter(_HalfDeletedCheckpoint)
 
     if args.num_processes > 1:  # before anything touches a device
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     try:
+        cfg = config_mod.load(args.config).override(args.set or [])
+        backend_start = backend.Start(cfg)  # sets XLA's flags first
+        backend_start.start()  # the backend comes up while the trainer is imported and the data listed
+        from resjax.train import loop
+
         imported = time.time()
-        cfg, workdir, train_set, test_set = _train_setup(args)
+        workdir, train_set, test_set = _train_setup(args, cfg)
         trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet,
                                allow_config_change=args.allow_config_change, command=" ".join(["resjax", *sys.argv[1:]]),
-                               started=_started(), setup_marks={"imports": imported, "listing": time.time()})
+                               started=_started(), setup_marks={"imports": imported, "listing": time.time()},
+                               backend_start=backend_start)
         if args.dry_run:
             return _dry_run(trainer)
         summary = trainer.run()
-    except (ValueError, TypeError, OSError, ImportError) as e:
+    except (ValueError, TypeError, OSError, ImportError, backend.BackendError) as e:
         return _fail("train", e)
     except loop.NonFiniteLoss as e:
         print(f"resjax train: stopped: {e}", file=sys.stderr)

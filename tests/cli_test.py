@@ -118,11 +118,11 @@ def in_process(argv):
     import io
 
     from resjax import cli
-    from resjax.train import loop
+    from resjax.train import backend, loop
 
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        mp.setattr(loop, "split_cpu", lambda count: None)
+        mp.setattr(backend, "split_cpu", lambda count: None)
         mp.setattr(loop.Trainer, "run", lambda self: pytest.fail("bad input reached training"))
         try:
             code = cli.main(argv)

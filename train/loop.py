@@ -38,6 +38,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from resjax import models
 
+from . import backend as backend_mod
 from . import data as data_mod
 from . import order
 from . import records as records_mod
@@ -96,30 +97,6 @@ def load_splits(config: TrainConfig, decode: bool = True):
     if not decode or stream.wanted(config, train):
         return train, test
     return tuple(data_mod.in_memory_splits([train, test], config.data, stream.workers(config)))
-
-
-def split_cpu(count: int | None) -> None:
-    """Asks for ``count`` virtual CPU devices unless XLA_FLAGS already chose a number. Call
-    it before anything touches a device; it only matters where JAX's backend is the CPU."""
-    if count and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", count)
-
-
-def add_xla_flags(flags: tuple[str, ...]) -> None:
-    """Appends those of ``flags`` (a configuration's xla_flags) that XLA_FLAGS lacks to it.
-    XLA reads the variable once, when JAX starts its backend, so this must run before
-    anything touches a device; after that it refuses, rather than let XLA ignore them."""
-    have = os.environ.get("XLA_FLAGS", "").split()
-    missing = [f for f in flags if f not in have]
-    if not missing:
-        return
-    from jax._src import xla_bridge  # private, but the only way to know; absent, nothing is checked
-
-    if getattr(xla_bridge, "backends_are_initialized", lambda: False)():
-        raise ValueError(f"xla_flags={list(flags)}: JAX has already started its backend, so XLA would ignore "
-                         f"{' '.join(missing)}; set XLA_FLAGS in the environment before starting Python, or "
-                         "run `resjax train` in a fresh process.")
-    os.environ["XLA_FLAGS"] = " ".join([*have, *missing])
 
 
 def validate(config: TrainConfig, class_names, labels, shape) -> None:
@@ -350,17 +327,22 @@ class Trainer:
     started: float = dataclasses.field(default_factory=time.time)  # when the command began: wall_seconds
     # ends of the setup's parts before the trainer, in order, e.g. the CLI's {"imports": t, "listing": t}
     setup_marks: dict[str, float] = dataclasses.field(default_factory=dict)
+    # the thread that started JAX's backend beside the imports and the listing (the CLI's), for its time
+    backend_start: backend_mod.Start | None = None
 
     def __post_init__(self):
         self.marks = {"started": self.started, **self.setup_marks}  # phase ends, for the summary's "phases"
         self._compiling = {}  # step: the future of its compile (_start_compiles)
         self._initialising = None  # the future of the host's initial state (_prepare)
         cfg = self.config
-        add_xla_flags(cfg.xla_flags)  # before make_mesh starts the backend
+        backend_mod.add_xla_flags(cfg.xla_flags)  # before make_mesh starts the backend
+        if self.backend_start:
+            self.backend_start.wait()  # raises BackendError where it could not start
         self.workdir = pathlib.Path(self.workdir)
         self.dtype = compute_dtype(cfg)
         self.model = models.ResNet(num_classes=cfg.num_classes, dtype=self.dtype, **cfg.model)
         self.mesh = make_mesh()
+        self.marks["backend"] = time.time()
         self.replicated = NamedSharding(self.mesh, P())
         train, test = self.train_set, self.test_set
         # the pipeline load_splits chose, or would have chosen for Records it left undecoded
@@ -458,9 +440,10 @@ class Trainer:
         return future.result()
 
     def phases(self) -> dict[str, float]:
-        """Seconds of each phase of the command so far: ``setup_marks``' (the CLI's: imports,
-        then the configuration and listing the data), setup (the rest from the process's
-        start: building the trainer, checking the workdir), data (decoding it, to the
+        """Seconds of each phase of the command so far: ``setup_marks``' (the CLI's: the imports and
+        the configuration, then listing the data), backend (to the end of starting JAX's
+        backend, or of waiting for the thread that started it, backend_start), setup (the
+        rest: building the trainer, checking the workdir), data (decoding it, to the
         devices, statistics; the steps compile meanwhile), the state (initialised or
         restored), the first training call (waiting for the compile, when it has not finished)."""
         names = list(self.marks)
@@ -653,6 +636,7 @@ class Trainer:
             "wall_seconds": time.time() - self.started,  # all but writing this and exiting: data, compiles, plot
             "startup_seconds": self.loop_started - self.started,  # imports, data, state: before the first step
             "phases": self.phases(),
+            **({"backend_start_seconds": self.backend_start.seconds} if self.backend_start else {}),
             # in a thread, overlapping data, state and, with progressive_resizing, the first side's training
             "compile_seconds": sum(c.get("seconds", 0.0) for c in self.compiles.values()),
             "compiles": self.compiles,
