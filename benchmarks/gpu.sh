@@ -109,7 +109,7 @@ if summary.exists():
     s = json.loads(summary.read_text())
     out.update({k: s.get(k) for k in ("test_accuracy_single_view", "test_accuracy_flip", "test_loss_single_view",
                                       "wall_seconds", "startup_seconds", "phases", "compile_seconds", "compiles", "seconds",
-                                      "images_per_s", "steps")})
+                                      "images_per_s", "steps", "backend_start_seconds")})
     out.update({k: v for k, v in s.items() if k.endswith("_no_ema")})  # with ema_decay: the raw parameters
     rows = [json.loads(l) for l in (d / "run" / "metrics.jsonl").read_text().splitlines() if l.strip()]
     views = ["test_accuracy_single_view", "test_accuracy_flip"]
