@@ -46,7 +46,9 @@ Also run: smaller images first (2026-11-30, without the standardisation, seed 0,
 Next:     the time: since 2026-11-30 (night) the step draws mixup's λ without rejection
           loops, computes the gradient norm in one reduction and the standardisation's
           gradient by hand (fast's whole step: 4,518 -> 3,857 launches on a CPU; not yet
-          timed on a GPU); part f trains this recipe with the fusible ReLUs under XLA's
+          timed on a GPU), and `resjax train` starts JAX's backend beside its imports and
+          the listing (on the H200 it was likely most of a 4.7-s setup phase that came
+          before the step's compile); part f trains this recipe with the fusible ReLUs under XLA's
           convolution fusion (+4.7% on fast's network's step at batch 512, benchmarks/gpu.sh
           y) end to end; part r takes fast's whole step apart (the average, mixup, the
           clip, the standardisation, the donation, autotuning level 1 for the compile's
