@@ -185,9 +185,12 @@ def _train(args) -> int:
     try:
         cfg = config_mod.load(args.config).override(args.set or [])
         backend_start = backend.Start(cfg)  # sets XLA's flags first
-        backend_start.start()  # the backend comes up while the trainer is imported and the data listed
-        from resjax.train import loop
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        return _fail("train", e)
+    backend_start.start()  # the backend comes up while the trainer is imported and the data listed
+    from resjax.train import loop
 
+    try:
         imported = time.time()
         workdir, train_set, test_set = _train_setup(args, cfg)
         trainer = loop.Trainer(cfg, workdir, train_set, test_set, progress=not args.quiet,
