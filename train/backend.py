@@ -59,8 +59,9 @@ class BackendError(RuntimeError):
 class Start(threading.Thread):
     """Starts JAX's backend in this thread: ``Start(config).start()`` after setting the
     configuration's xla_flags and virtual CPU devices. Anything that then touches a device
-    waits for it (JAX starts its backend once, under a lock); starting it releases the
-    GIL, so the thread that started this one goes on with its Python work meanwhile.
+    waits for it (JAX starts its backend once, under a lock); jaxlib releases the GIL
+    while it creates the client, most of the start on a GPU, so the thread that started
+    this one goes on with its Python work meanwhile.
     ``wait()`` returns once the backend is up; ``seconds`` is how long starting it took."""
 
     def __init__(self, config):
