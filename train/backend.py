@@ -60,7 +60,7 @@ class Start(threading.Thread):
     """Starts JAX's backend in this thread: ``Start(config).start()`` after setting the
     configuration's xla_flags and virtual CPU devices. Anything that then touches a device
     waits for it (JAX starts its backend once, under a lock); jaxlib releases the GIL
-    while it creates the client, most of the start on a GPU, so the thread that started
+    while it creates the client (on a GPU likely most of the start), so the thread that started
     this one goes on with its Python work meanwhile.
     ``wait()`` returns once the backend is up; ``seconds`` is how long starting it took."""
 
