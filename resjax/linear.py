@@ -193,7 +193,11 @@ def max_norm(A: jax.Array) -> jax.Array:
 def gamma(R: jax.Array) -> jax.Array:
     """γ(R) = max{|log σ_max(R)|, |log σ_min(R)|} (Section 2); inf for singular R. R: (d, d)."""
     R = _v.array("R", R, (None, None))
-    R = _target(R, R.shape[0])
+    return _gamma(_target(R, R.shape[0]))
+
+
+@jax.jit  # one dispatch instead of six: the checker calls gamma on thousands of small R
+def _gamma(R: jax.Array) -> jax.Array:
     s = jnp.linalg.svd(R, compute_uv=False)
     return jnp.maximum(jnp.abs(jnp.log(s[..., 0])), jnp.abs(jnp.log(s[..., -1])))
 
@@ -230,14 +234,16 @@ def largest_angle(R, starts: int = 8, seed: int = 0) -> float:
     R = _nf._as_square_float64(R, "R")
     d = R.shape[0]
 
+    sym, Rt = R + R.T, R.T  # hoisted out of cosine, which L-BFGS calls at every iterate
+
     def cosine(x):
         rx = R @ x
-        nx, nr = np.linalg.norm(x), np.linalg.norm(rx)
+        nx, nr = math.sqrt(x @ x), math.sqrt(rx @ rx)  # np.linalg.norm's arithmetic, less overhead
         if nx == 0.0 or nr == 0.0:
             return 0.0, np.zeros(d)
         a = x @ rx
         c = a / (nx * nr)
-        grad = (R + R.T) @ x / (nx * nr) - c * (x / nx**2 + R.T @ rx / nr**2)
+        grad = sym @ x / (nx * nr) - c * (x / nx**2 + Rt @ rx / nr**2)
         return c, grad
 
     _, vectors = np.linalg.eigh((R + R.T) / 2)
@@ -425,7 +431,7 @@ def factorize(R, depth: int, *, require_bound: bool = False, construction: str =
     if p:
         A[:p] = (Vt.T * s ** (1.0 / p)) @ Vt - eye
     if q:
-        A[p : p + q] = _nf.rotation_power(S, thetas, 1.0 / q) - eye
+        A[p : p + q] = _nf._rotation_powers(S, thetas, np.array([1.0 / q]))[0] - eye
     if construction == "split":
         return A
     mixed = _interleaved_polar(S, thetas, Vt, s, depth)
@@ -444,6 +450,6 @@ def _interleaved_polar(S, thetas, Vt, s, depth: int) -> np.ndarray:
     stretch then share every layer instead of dividing the layers between them.
     """
     root = (Vt.T * s ** (1.0 / depth)) @ Vt
-    powers = [_nf.rotation_power(S, thetas, j / depth) for j in range(depth + 1)]
+    powers = _nf._rotation_powers(S, thetas, np.arange(depth + 1) / depth)
     eye = np.eye(root.shape[0])
-    return np.stack([powers[j] @ root @ powers[j - 1].T - eye for j in range(1, depth + 1)])
+    return powers[1:] @ root @ np.swapaxes(powers[:-1], 1, 2) - eye

@@ -126,8 +126,20 @@ def rotation_power(S: np.ndarray, thetas: np.ndarray, t: float) -> np.ndarray:
     _v.finite("thetas", thetas)
     if 2 * len(thetas) > d:
         raise ValueError(f"{len(thetas)} rotation angles need 2·{len(thetas)} dimensions, but S is {d} x {d}.")
-    t = _v.real("t", t)
-    D = np.eye(d)
-    for k, theta in enumerate(thetas):
-        D[2 * k : 2 * k + 2, 2 * k : 2 * k + 2] = rotation(t * theta)
+    return _rotation_powers(S, thetas, np.array([_v.real("t", t)]))[0]
+
+
+def _rotation_powers(S: np.ndarray, thetas: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Q^t for every t in ``ts`` at once: (k, d, d), unvalidated (callers check S and thetas).
+
+    The inner loop of :func:`resjax.linear.factorize`, which needs every Q^{j/ℓ}: the
+    public :func:`rotation_power` checks S's orthogonality with an SVD, which cost more
+    than the power itself there. S: (d, d); thetas: (m,); ts: (k,).
+    """
+    d, m = S.shape[0], len(thetas)
+    angles = np.multiply.outer(ts, thetas)  # (k, m)
+    c, s = np.cos(angles), np.sin(angles)
+    D = np.tile(np.eye(d), (len(ts), 1, 1))
+    i = 2 * np.arange(m)
+    D[:, i, i], D[:, i, i + 1], D[:, i + 1, i], D[:, i + 1, i + 1] = c, -s, s, c  # T(t θ_k) blocks
     return S @ D @ S.T
