@@ -37,6 +37,9 @@ Expected: (2026-11-29, the README's install: JAX 0.10.2, Python 3.11; the machin
                   became one reduction; another slow evening, about 400 full-size
                   images/s): 80.46% at step 2,000, 794 s (13 min 14 s) from the start;
                   final 79.88% / 80.60%; 951 s in all.
+          seed 0 again at 52d28b7 (2026-12-01, a slower day: 342 full-size images/s in
+                  the step benchmark): the same evaluations; 80.46% at step 2,000, 878 s
+                  (14 min 38 s) from the start; 1,053 s in all.
 Before (the same recipe at full size, evaluated every 200 steps and checkpointed every
           550): 80.91% and 80.82% (seeds 0, 1) in 28-29 minutes on a slow day (335
           images/s, JAX 0.12, 2026-11-27); on 2026-11-29 (about 1,060 images/s) 80% at
