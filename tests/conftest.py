@@ -8,6 +8,7 @@ replayed from .hypothesis/).
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -19,6 +20,16 @@ from PIL import Image
 
 # Tests compare with float64 references; the library itself never sets this.
 jax.config.update("jax_enable_x64", True)
+
+# The suite compiles hundreds of small programs, and XLA CPU's LLVM optimisation is most of
+# each compile: at level 0 the model and linear tests took 76 s instead of 153 s
+# (2026-12-01, docs/testing.md). Set before the backend starts (XLA reads XLA_FLAGS then),
+# for this process and its subprocesses; the library never sets it. A level already in
+# XLA_FLAGS is kept (XLA_FLAGS=--xla_backend_optimization_level=3: XLA's default).
+_LEVEL = re.search(r"--xla_backend_optimization_level=\d+", os.environ.get("XLA_FLAGS", ""))
+COMPILE_LEVEL = _LEVEL.group(0) if _LEVEL else "--xla_backend_optimization_level=0"
+if not _LEVEL:
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, (os.environ.get("XLA_FLAGS"), COMPILE_LEVEL)))
 
 settings.register_profile(
     "ci", max_examples=25, derandomize=True, deadline=None, database=None,
@@ -52,9 +63,7 @@ def train():
 
     def run(workdir, folder, *extra, devices=1, wait=True, flags=(), config="tiny"):
         env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-        env.pop("XLA_FLAGS", None)
-        if devices:
-            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = COMPILE_LEVEL + (f" --xla_force_host_platform_device_count={devices}" if devices else "")
         cmd = [sys.executable, "-m", "resjax.cli", "train", "--config", config, "--quiet", *flags,
                "--workdir", str(workdir), "--set", f"data={folder}", *(("num_classes=2",) if config == "tiny" else ()),
                *extra]
