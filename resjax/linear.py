@@ -246,7 +246,7 @@ def largest_angle(R, starts: int = 8, seed: int = 0) -> float:
         grad = sym @ x / (nx * nr) - c * (x / nx**2 + Rt @ rx / nr**2)
         return c, grad
 
-    _, vectors = np.linalg.eigh((R + R.T) / 2)
+    _, vectors = np.linalg.eigh(sym / 2)
     W, _, Vt = np.linalg.svd(R)
     candidates = [*vectors.T, *(W @ Vt).T, *np.random.default_rng(seed).standard_normal((starts, d))]
     best = 1.0

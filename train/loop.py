@@ -158,10 +158,11 @@ class InFlight:
                 self.pending.popleft().block_until_ready()
 
 
-# XLA CPU's default LLVM level (2) compiles an initialiser slowly: 3.4-7.9 s (JAX 0.10.2)
-# and 4.3-17.7 s (0.12) for the configurations' networks, 7 s even for the tiny one's five
-# kernels (one jax.random.bits alone: 1 s); level 1 takes 1.0-4.4 s and gave bitwise the same
-# parameters for every configuration on both (tests/train_test.py checks one).
+# XLA CPU's default backend optimisation level (3, as `XLA_FLAGS=--help` lists it) compiles
+# an initialiser slowly: 3.4-7.9 s (JAX 0.10.2) and 4.3-17.7 s (0.12) for the configurations'
+# networks, 7 s even for the tiny one's five kernels (one jax.random.bits alone: 1 s); level 1
+# takes 1.0-4.4 s and gave bitwise the same parameters for every configuration on both
+# (tests/train_test.py checks one).
 HOST_INIT_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
