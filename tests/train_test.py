@@ -286,6 +286,26 @@ def test_the_host_initialises_at_a_lower_llvm_level_with_bitwise_the_default_com
         assert isinstance(a, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
 
 
+def test_the_training_set_is_one_buffer_that_every_cpu_device_shares():
+    # 4 virtual devices need a fresh process; the array starts one byte off alignment
+    code = """
+import numpy as np, jax
+from resjax.train import loop
+images = np.arange(1 + 6 * 8 * 8 * 3, dtype=np.uint8)[1:].reshape(6, 8, 8, 3)
+expected = images.copy()
+rep = jax.sharding.NamedSharding(loop.make_mesh(), jax.sharding.PartitionSpec())
+def buffers(a):
+    return len(a.addressable_shards), len({s.data.unsafe_buffer_pointer() for s in a.addressable_shards})
+shared, copied = loop.replicate(images, rep), jax.device_put(images, rep)
+images[...] = 0  # the caller's array: the devices keep a copy of their own
+print(*buffers(shared), *buffers(copied), np.array_equal(np.asarray(shared), expected))
+"""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["4", "1", "4", "4", "True"]  # one buffer for 4 devices; a plain device_put: 4
+
+
 def test_a_configurations_xla_flags_reach_xla_and_are_recorded(tmp_path, folder, train):
     dump = tmp_path / "dump"
     out = train(tmp_path / "run", folder, "steps=2", "eval_every=2", "checkpoint_every=2", "log_every=1",
