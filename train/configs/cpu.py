@@ -22,7 +22,8 @@ Recipe:   SGD with Nesterov momentum, batch 256, 2,200 steps (11.3 epochs), cosi
           0.1, the paper's augmentation, then the training images downscaled to 16 x 16
           until step 1,000 and to 24 x 24 until step 1,600 (full size after); flip
           averaging at test time, every 200 steps from step 1,600; float32 on 16 virtual
-          CPU devices.
+          CPU devices, which share one copy of the training set (peak memory 2.3-2.4 GB
+          on the CIFAR-10 JPEGs, 2026-12-07; 4.6 GB before they shared it).
 Expected: (2026-11-29, the README's install: JAX 0.10.2, Python 3.11; the machine
           otherwise idle; docs/results/cpu_progressive_resizing.json)
           seed 0: 80.53% flip-averaged at step 2,000, 289 s from the command's start;
