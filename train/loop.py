@@ -183,20 +183,22 @@ def on_host(fn, seed: int, *args):
 # XLA's CPU client lends its devices a host array's memory instead of copying it when the
 # data is 64-byte aligned, and replicated over virtual CPU devices they then share one
 # buffer: the `cpu` configuration's 16 devices otherwise held 16 copies of the 150-MB
-# training set (4.4 GB peak for the command, 2026-12-07).
+# training set (4.6 GB peak for the command, 2026-12-07). The lent array must not change
+# afterwards (jax-ml/jax#37830): it is a read-only copy of its own.
 CPU_ALIGNMENT = 64
 
 
 def replicate(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """``array`` on every device of ``sharding``; on CPU devices as one buffer they share,
-    a private aligned copy of ``array`` (so that nothing else can write to it)."""
-    if sharding.mesh.devices.flat[0].platform == "cpu":
-        buffer = np.empty(array.nbytes + CPU_ALIGNMENT, np.uint8)
-        start = -buffer.ctypes.data % CPU_ALIGNMENT
-        aligned = buffer[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
-        np.copyto(aligned, array)
-        array = aligned
-    return jax.device_put(array, sharding)
+    a private read-only aligned copy of ``array``."""
+    if sharding.mesh.devices.flat[0].platform != "cpu":
+        return jax.device_put(array, sharding)
+    buffer = np.empty(array.nbytes + CPU_ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % CPU_ALIGNMENT
+    aligned = buffer[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    np.copyto(aligned, array)
+    aligned.flags.writeable = False
+    return jax.device_put(aligned, sharding, may_alias=True)
 
 
 def abstract(shape, dtype, sharding) -> jax.ShapeDtypeStruct:
