@@ -726,7 +726,7 @@ def load_checkpoint(workdir, step: int | None = None) -> dict:
     checkpointer = ocp.StandardCheckpointer()
     meta = checkpointer.metadata(item)
     tree = getattr(getattr(meta, "item_metadata", meta), "tree", getattr(meta, "item_metadata", meta))
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    device = jax.sharding.make_single_device_sharding(jax.devices()[0])
     target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
     return jax.tree.map(np.asarray, checkpointer.restore(item, target))
 
