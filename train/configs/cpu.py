@@ -22,8 +22,9 @@ Recipe:   SGD with Nesterov momentum, batch 256, 2,200 steps (11.3 epochs), cosi
           0.1, the paper's augmentation, then the training images downscaled to 16 x 16
           until step 1,000 and to 24 x 24 until step 1,600 (full size after); flip
           averaging at test time, every 200 steps from step 1,600; float32 on 16 virtual
-          CPU devices, which share one copy of the training set (peak memory 2.3-2.4 GB
-          on the CIFAR-10 JPEGs, 2026-12-07; 4.6 GB before they shared it).
+          CPU devices, which share one copy of the training set (peak memory 2.67 GB for
+          the whole command on the CIFAR-10 JPEGs, 2026-12-07; 4.6 GB for 120 steps when
+          each device held its own).
 Expected: (2026-11-29, the README's install: JAX 0.10.2, Python 3.11; the machine
           otherwise idle; docs/results/cpu_progressive_resizing.json)
           seed 0: 80.53% flip-averaged at step 2,000, 289 s from the command's start;
@@ -41,6 +42,9 @@ Expected: (2026-11-29, the README's install: JAX 0.10.2, Python 3.11; the machin
           seed 0 again at 52d28b7 (2026-12-01, a slower day: 342 full-size images/s in
                   the step benchmark): the same evaluations; 80.46% at step 2,000, 878 s
                   (14 min 38 s) from the start; 1,053 s in all.
+          seed 0 again at 2ffa8a8 (2026-12-07, 434 full-size images/s in the step
+                  benchmark that morning): the same evaluations; 80.46% at step 2,000,
+                  571 s (9 min 31 s) from the start; 681 s in all; peak memory 2.67 GB.
 Before (the same recipe at full size, evaluated every 200 steps and checkpointed every
           550): 80.91% and 80.82% (seeds 0, 1) in 28-29 minutes on a slow day (335
           images/s, JAX 0.12, 2026-11-27); on 2026-11-29 (about 1,060 images/s) 80% at
