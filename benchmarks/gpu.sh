@@ -4,7 +4,8 @@
 # summary; run the parts in order (b and c only train).
 #
 #   a  the bf16 matrix-multiply ceiling, the step benchmark of resjax at batch 128 and
-#      512 (bf16) with a profile of each and the optimised HLO (a/hlo/), both
+#      512 (bf16) with a profile of each and the optimised HLO (a/hlo/), each also with
+#      the state laid out as XLA chooses (train_step.py --state-layout auto), both
 #      peers side by side (../shared/bench/peer_step.py, copied to $PEER_STEP; the JAX
 #      peer's compiled step dumped by XLA into a/peer_hlo/), the ratios and each step's
 #      launch count (step_benchmark.json), then one `fast` run (seed 0)   ~6-7 min on an H200
@@ -32,9 +33,10 @@
 #      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse
 #      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
 #      convolution fusion (elementwise epilogues into the convolutions, forward and
-#      backward), without and with those ReLUs; CUDA graphs over the cuDNN calls too;
-#      autotune level 1 (the compile time); the baseline again (the spread between
-#      processes). images/s, ratios, compile times, what each compiled step launches
+#      backward), without and with those ReLUs; the state laid out as XLA chooses
+#      (--state-layout auto: no transposed updates, no copies into the donated state),
+#      alone and with the fused ReLUs and the convolution fusion; the baseline again
+#      (the spread between processes). images/s, ratios, compile times, what each compiled step launches
 #      (cuDNN calls, fusions) and its device time by kernel kind (a profile) in
 #      x/variants.json; each step's optimised HLO in x/hlo_N/           ~7-8 min
 #   y  the step of `fast`'s network (batch 128 and 512): without its weight
@@ -48,7 +50,7 @@
 #      the training loop?); without donating the state (the 112 copies after the
 #      transposed updates); with the fusible ReLUs and the convolution fusion (the step
 #      lever measured in part y, on the whole step); autotuning level 1 (the compile, 28-38 s
-#      in `fast`'s runs) (r/variants.json)                                   ~5-6 min
+#      in `fast`'s runs); the state laid out as XLA chooses (r/variants.json)  ~6 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -71,7 +73,7 @@ if [ -n "$TINY" ]; then
   # how fast, and the tiny step compiles in about half the time (3.9 -> 2.1 s; the test's
   # fixture, back to back: 317 -> 233 s, 2026-12-01). The step variants keep it under their own flags.
   export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_backend_optimization_level=0"
-  CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 4 --batches 16 32 --dtypes float32 --steps-per-call 1 2)
+  CEILING=(--size 256 --repeats 3); STEP=(--config tiny --steps 4 --batches 16 32 --dtypes float32 --steps-per-call 1 2 --state-layout default auto)
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
   VSTEP=(--steps 2 --batches 16 --dtypes float32); XNET=(--config tiny); YNET=(--config tiny)
@@ -81,7 +83,7 @@ if [ -n "$TINY" ]; then
 else
   # 288 timed steps (300 for the peers): 1.7 s at batch 128, where 100 steps (0.6-0.9 s)
   # gave resjax 13,821 and 18,842 images/s in two processes 7 minutes apart
-  CEILING=(); STEP=(--full --steps 288 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8)
+  CEILING=(); STEP=(--full --steps 288 --batches 128 512 --dtypes bfloat16 --steps-per-call 1 8 --state-layout default auto)
   PEERS=(--which jax,torch --batches 128,512 --dtypes bf16)
   STEPS=(--steps 300)
   INET=(--batches 128 256 --dtypes bfloat16 --steps 30); PIPE=()
@@ -148,14 +150,19 @@ step_benchmark() {
   say "report"; $PY benchmarks/step_report.py "$dir"
 }
 
-# Step variants, "XLA_FLAGS|network options"; the first of a part is its baseline under
-# the same process conditions. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies
+# Step variants, "XLA_FLAGS|network options[|train_step.py arguments]"; the first of a part
+# is its baseline under the same process conditions. LAYOUT: the state laid out as XLA
+# chooses for the step; on a GPU, kernels in cuDNN's order (output channels major) would
+# spare the update its transposes and the 112 copies into the donated state. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies
 # only to float16 convolutions (cudnn_fused_conv_rewriter.cc): no change to a bf16 step.
 CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
 GRAPHS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL  # CUDA graphs over these too
-# part x (Table 1); its baseline runs again last: how far two processes of one step differ
+LAYOUT="--state-layout auto"
+# part x (Table 1); its baseline runs again last: how far two processes of one step differ.
+# (CUDA graphs and autotuning level 1 left it for the layouts: part y found graphs changed
+# nothing on fast's network, and part r measures level 1 on fast's step.)
 X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
-            "$GRAPHS|" "--xla_gpu_autotune_level=1|" "|")
+            "||$LAYOUT" "$CONV_FUSION|fusible_relu=true|$LAYOUT" "|")
 # part y (fast's network): what its weight standardisation and its biases cost, and the
 # fusion levers with them; CUDA graphs last, in case the standardisation's cost is its
 # small kernels' launches
@@ -164,22 +171,25 @@ Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_rel
 # part r (fast's whole step): where the training loop's extra time per step goes, and the
 # levers on the step that `resjax train --config fast` compiles
 R_VARIANTS=("|" "|ema_decay=0" "|mixup=0" "|grad_clip=null" "|model.weight_standardization=false"
-            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|")
+            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|" "||$LAYOUT")
 
 step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant,
   # its options after OPTION (--model: network options; --set: configuration fields)
-  local dir="$DEST/$1" option=$2 i=0 net=() variant flags options
+  local dir="$DEST/$1" option=$2 i=0 net=() variant flags options args
   shift 2
   while [ "$1" != "--" ]; do net+=("$1"); shift; done
   shift
   mkdir -p "$dir"
   for variant in "$@"; do
-    flags=${variant%%|*} options=${variant#*|}
-    say "step of ${net[*]}, XLA_FLAGS='$flags', network options '$options'"
+    flags=${variant%%|*} options=${variant#*|} args=
+    [[ $options == *"|"* ]] && args=${options#*|} options=${options%%|*}
+    say "step of ${net[*]}, XLA_FLAGS='$flags', network options '$options'${args:+, $args}"
     printf '%s' "$flags" >"$dir/step_$i.flags"
     printf '%s' "$options" >"$dir/step_$i.model"
+    printf '%s' "$args" >"$dir/step_$i.args"
     read -r -a model <<<"$options"
-    XLA_FLAGS="${TINY:+$XLA_FLAGS }$flags" $PY benchmarks/train_step.py "${VSTEP[@]}" "${net[@]}" ${options:+$option "${model[@]}"} \
+    read -r -a more <<<"$args"
+    XLA_FLAGS="${TINY:+$XLA_FLAGS }$flags" $PY benchmarks/train_step.py "${VSTEP[@]}" "${net[@]}" ${options:+$option "${model[@]}"} "${more[@]}" \
       --json "$dir/step_$i.json" --profile "$dir/profile_$i" --hlo "$dir/hlo_$i" >"$dir/step_$i.log" 2>&1 \
       || say "failed (exit $?): $dir/step_$i.log"
     grep -A1 '^batch' "$dir/step_$i.log"
@@ -192,19 +202,25 @@ runs = []
 for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[1])):
     result = flags.with_suffix(".json")
     rows = json.loads(result.read_text())["rows"] if result.exists() else []
-    runs.append({"xla_flags": flags.read_text(), "model": flags.with_suffix(".model").read_text(), "ran": bool(rows),
+    runs.append({"xla_flags": flags.read_text(), "model": flags.with_suffix(".model").read_text(),
+                 "args": flags.with_suffix(".args").read_text(), "ran": bool(rows),
                  "images_per_s": {str(r["batch"]): r["images_per_s"] for r in rows},
                  "compile_s": {str(r["batch"]): r["compile_s"] for r in rows},
                  "hlo_ops": {str(r["batch"]): r["hlo_ops"] for r in rows},
-                 "profile_us": {str(r["batch"]): r["profile_us"] for r in rows if "profile_us" in r}})
+                 "profile_us": {str(r["batch"]): r["profile_us"] for r in rows if "profile_us" in r},
+                 "relaid_layouts": {str(r["batch"]): r["relaid_layouts"] for r in rows}})
 base = runs[0]["images_per_s"]
 for run in runs:
     run["vs_baseline_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
-    name = " ".join(filter(None, (run["xla_flags"], run["model"]))) or "(baseline)"
+    name = " ".join(filter(None, (run["xla_flags"], run["model"], run["args"]))) or "(baseline)"
     print(f"{name}: " + (", ".join(
         f"b{b} {v:,.0f} images/s ({run['vs_baseline_ratio'].get(b, float('nan')):.3f}x, "
         f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
+    for b, moved in run["relaid_layouts"].items():
+        if "--state-layout auto" in run["args"]:
+            print(f"  b{b}: XLA laid out {moved['relaid']} of the state's {moved['leaves']} arrays otherwise than "
+                  f"row-major ({moved['relaid_bytes'] / 1e6:.1f} MB)")
     for b, p in run["profile_us"].items():
         print(f"  b{b}, device ms per step: idle {p['step_idle_us'] / 1e3:.2f}, "
               + ", ".join(f"{k} {v / 1e3:.2f}" for k, v in p["kinds_us"].items()))

@@ -26,7 +26,7 @@ export PYTHONPATH="$PKG:$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$DEST"
 timeout "${LIMIT:-560}" bash benchmarks/gpu.sh "$@" 2>&1 | tee "$OUT/gpu_sh_log.txt"
 status=${PIPESTATUS[0]}
-(cd "$DEST" && find . -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.txt' -o -name '*.png' -o -name '*.flags' -o -name '*.model' \
+(cd "$DEST" && find . -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.txt' -o -name '*.png' -o -name '*.flags' -o -name '*.model' -o -name '*.args' \
   -o -name '*.log' \) -not -path '*/checkpoints/*' -not -path '*/xla-cache/*' | tar czf "$OUT/results.tar.gz" -T -)
 echo "gpu.sh exit status $status; results in $OUT/results.tar.gz"
 exit "$status"

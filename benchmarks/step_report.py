@@ -7,6 +7,8 @@ peer's compiled step launches, benchmarks/launches.py); writes step_benchmark.js
 per batch size, every images/s, each resjax/peer ratio (keys ending in ``_ratio``), the
 fraction of the bf16 matrix-multiply ceiling and, where both steps' HLO was counted, the
 launches of each and what resjax launches in addition, by kind; prints them as a table.
+Rows measured with the state laid out by XLA (train_step.py --state-layout auto) get keys
+ending in _auto_layout.
 
 Run: python benchmarks/step_report.py DIR
 """
@@ -37,7 +39,9 @@ def report(ceiling: dict, resjax: dict, peers: dict | None, peer_launches: dict 
     peer_rows = [r for r in (peers or {}).get("rows", []) if "img_per_s" in r]
     for row in resjax["rows"]:
         per_call = row.get("steps_per_call", 1)
-        key = f"b{row['batch']}_{row['dtype']}" + (f"_x{per_call}" if per_call > 1 else "")
+        layout = row.get("state_layout", "default")
+        key = (f"b{row['batch']}_{row['dtype']}" + (f"_x{per_call}" if per_call > 1 else "")
+               + ("" if layout == "default" else f"_{layout}_layout"))
         entry = {"resjax_images_per_s": row["images_per_s"], "resjax_tflops": row["tflops"],
                  "gflop_per_image": row["gflop_per_image"],
                  "resjax_ceiling_fraction": row["tflops"] / ceiling["tflops"]}
@@ -46,6 +50,8 @@ def report(ceiling: dict, resjax: dict, peers: dict | None, peer_launches: dict 
                 name = PEERS[peer["impl"]]
                 entry[f"{name}_images_per_s"] = peer["img_per_s"]
                 entry[f"resjax_vs_{name}_ratio"] = row["images_per_s"] / peer["img_per_s"]
+        if layout != "default":  # how many of the state's arrays XLA laid out otherwise
+            entry["relaid_layouts"] = row["relaid_layouts"]
         theirs = (peer_launches or {}).get(str(row["batch"]))
         if theirs and "hlo_ops" in row and per_call == 1:
             entry.update(resjax_launches=sum(row["hlo_ops"].values()), jax_peer_launches=sum(theirs.values()),
@@ -71,6 +77,10 @@ def main():
                                for k, v in e.items() if k.endswith("_ratio")) or "no peer"
             print(f"  {key:>14}: resjax {e['resjax_images_per_s']:9,.0f} images/s, "
                   f"{100 * e['resjax_ceiling_fraction']:5.1f}% of the ceiling; {ratios}")
+            if "relaid_layouts" in e:
+                moved = e["relaid_layouts"]
+                print(f"  {'':>14}  XLA laid out {moved['relaid']} of the state's {moved['leaves']} arrays otherwise "
+                      f"than row-major ({moved['relaid_bytes'] / 1e6:.1f} MB)")
             if "resjax_launches" in e:
                 more = ", ".join(f"{op} {n:+d}" for op, n in list(e["launches_beyond_jax_peer"].items())[:6])
                 print(f"  {'':>14}  launches per step: resjax {e['resjax_launches']}, JAX peer "

@@ -7,7 +7,8 @@ backward products), counted from the architecture: 11.9 GFLOP per image for Tabl
 
 Run: python benchmarks/train_step.py [--full | --config cpu] [--steps 50] [--batches 128 512]
                                      [--dtypes bfloat16 float32] [--cpu-devices 16]
-                                     [--steps-per-call 1 8] [--model NAME=VALUE ...]
+                                     [--steps-per-call 1 8] [--state-layout default auto]
+                                     [--model NAME=VALUE ...]
                                      [--recipe] [--set KEY=VALUE ...]
                                      [--json FILE] [--profile DIR] [--hlo DIR]
 --config NAME takes the network of a training configuration (train/configs/NAME.py) and,
@@ -18,9 +19,14 @@ configuration as `resjax train --set` does. For an ImageNet configuration
 (``--config imagenet34``) it measures the streaming pipeline's step on image_size-pixel
 batches (the host's decoding is benchmarks/input_pipeline.py's part). --json writes the rows (and the
 device) as JSON. --steps-per-call measures each count of steps per jitted call (a
-lax.scan, as `resjax train`'s steps_per_call). --profile traces 5 calls of each batch
-size and dtype (first steps-per-call value) with jax.profiler and writes
-DIR/b{BATCH}_{DTYPE}/profile_summary.json: the device time per step by kernel, its share
+lax.scan, as `resjax train`'s steps_per_call). --state-layout measures the step with the
+state (parameters, optimiser state, average) where `resjax train` puts it (default:
+row-major) and, with auto, laid out as XLA chooses for the step (jax.experimental.layout's
+Layout.AUTO; each row's ``relaid_layouts`` counts the arrays it laid out otherwise: on a
+GPU, whose cuDNN reads each kernel output channels major, the kernels, we expect; XLA's
+CPU backend keeps them all row-major). --profile traces 5 calls of each batch size, dtype
+and state layout (first steps-per-call value) with jax.profiler and writes
+DIR/b{BATCH}_{DTYPE}[_auto_layout]/profile_summary.json: the device time per step by kernel, its share
 by kind (convolution and matrix kernels, XLA fusions, copies) and the idle time between
 kernels (also in the row, as ``profile_us``). Each row counts what the compiled step launches (``hlo_ops``:
 cuDNN convolution calls, XLA fusions by kind; printed as "launches"); --hlo writes each
@@ -42,6 +48,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.layout import Format, Layout
 
 from resjax import models
 from resjax.train import config as config_mod
@@ -51,6 +58,7 @@ from resjax.train.config import TrainConfig
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # launches.py beside it, under PYTHONSAFEPATH too
 from launches import hlo_ops  # noqa: E402
 
+LAYOUT_NAMES = {"default": "", "auto": ", state laid out by XLA"}
 SMALL = {"stem": (3, 16, 1), "widths": (32, 64, 128), "blocks": (2, 2, 2), "strides": (1, 2, 2)}
 
 
@@ -67,14 +75,17 @@ def train_flops_per_image(model: models.ResNet, size: int = 32) -> float:
 
 
 def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int = 1, size: int = 32,
-          streamed: bool = False):
+          streamed: bool = False, layout: str = "default"):
     """The step of `resjax train` with ``base``'s network and recipe, compiled ahead of
     time for random uint8 images of ``size`` pixels a side (``per_call`` steps per call, as
     steps_per_call does; full size throughout): (the network, a function making ``n`` calls
     from the current state and blocking at the end, the compile's seconds, the compiled
-    step's optimised HLO). ``streamed``: the streaming pipeline's step, whose batches
-    arrive augmented (imagenet34); else the device pipeline's, which gathers and augments
-    on the device."""
+    step's optimised HLO, what ``layout`` did to the state: relaid_layouts). ``streamed``:
+    the streaming pipeline's step, whose batches arrive augmented (imagenet34); else the
+    device pipeline's, which gathers and augments on the device. ``layout``: "default",
+    the state as jax.device_put lays it out (row-major), as `resjax train` does; "auto",
+    as XLA chooses for this step (jax.experimental.layout's Layout.AUTO), the state placed
+    so before the first call."""
     every = {k: per_call for k in ("log_every", "eval_every", "checkpoint_every")}  # only divisibility matters
     cfg = dataclasses.replace(base, batch_size=batch, compute_dtype=dtype, steps_per_call=per_call,
                               steps=per_call * -(-base.steps // per_call), progressive_resizing=(), **every)
@@ -92,22 +103,29 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
 
     host = loop.on_host(initial, 0)  # as `resjax train` initialises
     state = jax.jit(initial, out_shardings=rep)(jax.random.key(0)) if host is None else jax.device_put(host, rep)
+    placed = Format(Layout.AUTO, rep) if layout == "auto" else None
     if streamed:  # the jitted steps of `resjax train`'s two pipelines
-        fn = stream.StreamFeed.jit(cfg, mesh, steps_fns)
+        fn = stream.StreamFeed.jit(cfg, mesh, steps_fns, state=placed)
         calls = [(jax.device_put(rng.integers(0, 256, (*lead, batch, size, size, 3), dtype=np.uint8), shard),
                   jax.device_put(rng.integers(0, cfg.num_classes, (*lead, batch)).astype(np.int32), shard), norm)
                  for _ in range(2)]
     else:
-        fn = loop.DeviceFeed.jit(cfg, mesh, steps_fns)
+        fn = loop.DeviceFeed.jit(cfg, mesh, steps_fns, state=placed)
         images = jax.device_put(rng.integers(0, 256, (4096, size, size, 3), dtype=np.uint8), rep)
         labels = jax.device_put(rng.integers(0, cfg.num_classes, 4096).astype(np.int32), rep)
         key = jax.device_put(jax.random.key(1), rep)
         calls = [(images, labels, jax.device_put(rng.integers(0, 4096, (*lead, batch)).astype(np.int32), shard), key,
                   norm) for _ in range(max(steps, 5))]
+    shapes = jax.tree.map(lambda a: loop.abstract(a.shape, a.dtype, rep), state)  # what Layout.AUTO compiles for
     began = time.perf_counter()
-    compiled = fn.lower(state, *calls[0]).compile()  # ahead of time, as `resjax train` compiles its step
+    compiled = fn.lower(shapes, *calls[0]).compile()  # ahead of time, as `resjax train` compiles its step
     compile_s = time.perf_counter() - began
-    box = {"state": state}
+    chosen = compiled.input_formats[0][0]
+    if chosen != compiled.output_formats[0]:  # the donated state comes back in another layout: no next call
+        raise SystemExit(f"--state-layout {layout}: XLA laid out the state's inputs and outputs differently; "
+                         "the step cannot be called again with its own output.")
+    relaid = relaid_layouts(state, chosen)
+    box = {"state": jax.device_put(state, chosen) if layout == "auto" else state}
 
     def run(n: int) -> None:
         in_flight = loop.InFlight()  # as `resjax train` does: many calls queued can deadlock a multi-device CPU
@@ -116,20 +134,33 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
             in_flight.add(m["loss"])
         jax.block_until_ready(m)
 
-    return model, run, compile_s, compiled.as_text()
+    return model, run, compile_s, compiled.as_text(), relaid
+
+
+def relaid_layouts(state, formats) -> dict:
+    """How many of the state's leaves (and their bytes) ``formats`` lays out otherwise than
+    they lie now (row-major, as jax.device_put placed them): on a GPU, the convolution
+    kernels that XLA would rather keep in cuDNN's order (output channels major), whose
+    update then needs no transposes and no copies into the donated buffers."""
+    pairs = zip(jax.tree.leaves(state), jax.tree.leaves(formats))
+    moved = [(a, f.layout.major_to_minor) for a, f in pairs if f.layout.major_to_minor != a.format.layout.major_to_minor]
+    return {"leaves": len(jax.tree.leaves(state)), "relaid": len(moved), "relaid_bytes": sum(a.nbytes for a, _ in moved),
+            "examples": {str(a.shape): order for a, order in moved}}
 
 
 def measure(base: TrainConfig, batch: int, dtype: str, steps: int, profile: str | None = None,
-            per_call: int = 1, size: int = 32, streamed: bool = False, hlo: str | None = None) -> dict:
+            per_call: int = 1, size: int = 32, streamed: bool = False, hlo: str | None = None,
+            layout: str = "default") -> dict:
     """Timed steps (``steps`` of them, in calls of ``per_call``) after a compile and warm-up;
     ``profile``: a folder for a trace of 5 more calls and its summary (the row gets the
     device time by kind as ``profile_us``); ``hlo``: a folder for the compiled step's
-    optimised HLO."""
+    optimised HLO; ``layout``: the state's, as build() takes it."""
     calls = max(1, steps // per_call)
-    model, run, compile_s, text = build(base, batch, dtype, calls, per_call, size, streamed)
+    model, run, compile_s, text, relaid = build(base, batch, dtype, calls, per_call, size, streamed, layout)
     if hlo:
         pathlib.Path(hlo).mkdir(parents=True, exist_ok=True)
-        (pathlib.Path(hlo) / f"step_b{batch}_{dtype}_x{per_call}.hlo.txt").write_text(text)
+        suffix = "" if layout == "default" else f"_{layout}_layout"
+        (pathlib.Path(hlo) / f"step_b{batch}_{dtype}_x{per_call}{suffix}.hlo.txt").write_text(text)
     run(1 + max(1, 5 // per_call))  # warm up
     t = time.perf_counter()
     run(calls)
@@ -137,7 +168,7 @@ def measure(base: TrainConfig, batch: int, dtype: str, steps: int, profile: str 
     flops = train_flops_per_image(model, size) * batch
     row = {"batch": batch, "dtype": dtype, "steps_per_call": per_call, "images_per_s": batch / seconds,
            "tflops": flops / seconds / 1e12, "gflop_per_image": flops / batch / 1e9, "step_ms": seconds * 1e3,
-           "compile_s": compile_s, "hlo_ops": hlo_ops(text)}
+           "compile_s": compile_s, "hlo_ops": hlo_ops(text), "state_layout": layout, "relaid_layouts": relaid}
     if profile:
         try:
             with jax.profiler.trace(profile, create_perfetto_trace=True):
@@ -217,6 +248,9 @@ def main():
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--steps-per-call", type=int, nargs="+", default=[1],
                         help="steps per jitted call (resjax train's steps_per_call), each measured")
+    parser.add_argument("--state-layout", nargs="+", default=["default"], choices=["default", "auto"],
+                        help="where the state lies on the device, each measured: default (row-major, as `resjax "
+                             "train` places it) or auto (as XLA chooses for the step)")
     parser.add_argument("--model", nargs="+", default=[], metavar="NAME=VALUE",
                         help="network options over the chosen network's, e.g. fusible_relu=true")
     parser.add_argument("--recipe", action="store_true",
@@ -270,14 +304,20 @@ def main():
     for batch in args.batches:
         for dtype in dtypes:
             for per_call in args.steps_per_call:
-                traced = args.profile and per_call == args.steps_per_call[0]
-                r = measure(base, batch, dtype, args.steps, traced and f"{args.profile}/b{batch}_{dtype}",
-                            per_call, size, streamed, args.hlo)
-                rows.append(r)
-                print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call: {r['images_per_s']:10,.0f} images/s  "
-                      f"{r['tflops']:7.2f} TFLOP/s  ({r['gflop_per_image']:.2f} GFLOP/image/step, "
-                      f"compiled in {r['compile_s']:.1f} s)", flush=True)
-                print("  launches: " + ", ".join(f"{n} {op}" for op, n in list(r["hlo_ops"].items())[:6]))
+                for layout in args.state_layout:
+                    traced = args.profile and per_call == args.steps_per_call[0]
+                    folder = f"{args.profile}/b{batch}_{dtype}" + ("" if layout == "default" else f"_{layout}_layout")
+                    r = measure(base, batch, dtype, args.steps, traced and folder, per_call, size, streamed, args.hlo,
+                                layout)
+                    rows.append(r)
+                    print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call{LAYOUT_NAMES[layout]}: "
+                          f"{r['images_per_s']:10,.0f} images/s  {r['tflops']:7.2f} TFLOP/s  "
+                          f"({r['gflop_per_image']:.2f} GFLOP/image/step, compiled in {r['compile_s']:.1f} s)", flush=True)
+                    print("  launches: " + ", ".join(f"{n} {op}" for op, n in list(r["hlo_ops"].items())[:6]))
+                    if layout != "default":
+                        moved = r["relaid_layouts"]
+                        print(f"  state layout: XLA laid out {moved['relaid']} of its {moved['leaves']} arrays "
+                              f"({moved['relaid_bytes'] / 1e6:.1f} MB) otherwise than row-major")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"network": name, "device": jax.devices()[0].device_kind, "devices": jax.device_count(),

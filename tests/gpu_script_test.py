@@ -68,6 +68,11 @@ def test_part_a_measures_resjax_and_the_peers_side_by_side(out):
         profile = json.loads((dest / "a" / "profile" / f"b{batch}_float32" / "profile_summary.json").read_text())
         assert profile["batch"] == batch and "note" in profile  # a CPU trace has no device events
     assert "jax_peer x" in stdout
+    for key in ("b16_float32", "b32_float32_x2"):  # each also with the state laid out as XLA chooses
+        entry = bench[f"{key}_auto_layout"]
+        assert entry["resjax_images_per_s"] > 0 and "resjax_vs_jax_peer_ratio" in entry
+        assert entry["relaid_layouts"]["leaves"] > 0 and entry["relaid_layouts"]["relaid"] == 0  # XLA CPU: row-major
+    assert "otherwise than row-major" in stdout
     if PEER.exists():  # the real peer runs under XLA's dump: its step's launches beside resjax's
         peer_launches = json.loads((dest / "a" / "peer_launches.json").read_text())
         assert set(peer_launches) == {"16", "32"} and not (dest / "a" / "peer_dump").exists()
@@ -153,24 +158,28 @@ def test_part_f_trains_fast_with_the_fusible_relus_under_the_convolution_fusion(
 def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     dest, stdout = out
     runs = json.loads((dest / "x" / "variants.json").read_text())
-    assert [(r["xla_flags"], r["model"]) for r in runs][:2] == [("", ""), ("", "fusible_relu=true")] and len(runs) == 7
+    fusion, layout = "--xla_gpu_experimental_enable_conv_fusion=true", "--state-layout auto"
+    assert [(r["xla_flags"], r["model"], r["args"]) for r in runs] == [
+        ("", "", ""), ("", "fusible_relu=true", ""), (fusion, "", ""), (fusion, "fusible_relu=true", ""),
+        ("", "", layout), (fusion, "fusible_relu=true", layout), ("", "", "")]  # last: the spread between processes
     assert runs[0]["compile_s"]["16"] > 0
     assert runs[0]["ran"] and runs[0]["vs_baseline_ratio"] == {"16": 1.0}
     assert all(r["ran"] for r in runs)  # on CPU the GPU flags are accepted and change nothing
-    assert (runs[-1]["xla_flags"], runs[-1]["model"]) == ("", "")  # the baseline again: the spread between processes
-    for r in runs[2:-1]:
-        assert r["xla_flags"].startswith("--xla_gpu_")
     for r in runs[1:]:
         assert r["vs_baseline_ratio"] == {"16": pytest.approx(r["images_per_s"]["16"] / runs[0]["images_per_s"]["16"])}
     for i, r in enumerate(runs):  # what each compiled step launches, its HLO and its profile
         assert r["hlo_ops"]["16"].get("convolution", 0) + r["hlo_ops"]["16"].get("fusion/kLoop", 0) > 0
-        assert "ENTRY" in (dest / "x" / f"hlo_{i}" / "step_b16_float32_x1.hlo.txt").read_text()
-        summary = dest / "x" / f"profile_{i}" / "b16_float32" / "profile_summary.json"
+        suffix = "_auto_layout" if r["args"] else ""
+        assert "ENTRY" in (dest / "x" / f"hlo_{i}" / f"step_b16_float32_x1{suffix}.hlo.txt").read_text()
+        summary = dest / "x" / f"profile_{i}" / f"b16_float32{suffix}" / "profile_summary.json"
         assert json.loads(summary.read_text())["batch"] == 16 and r["profile_us"] == {}  # no device events on CPU
+        assert r["relaid_layouts"]["16"]["relaid"] == 0  # XLA's CPU backend keeps the state row-major
     assert "  launches: " in stdout
     network = json.loads((dest / "x" / "step_3.json").read_text())["network"]
     assert network.endswith("with fusible_relu=true")  # the option reached the benchmark's network
     assert "(baseline): b16" in stdout and "--xla_gpu_experimental_enable_conv_fusion=true fusible_relu=true: b16" in stdout
+    assert json.loads((dest / "x" / "step_4.json").read_text())["rows"][0]["state_layout"] == "auto"
+    assert "--state-layout auto: b16" in stdout and "XLA laid out 0 of the state's" in stdout
 
 
 def test_part_y_measures_what_fast_networks_options_cost_and_the_fusion_levers(out):
@@ -191,11 +200,12 @@ def test_part_r_measures_fasts_whole_step_without_each_part_of_its_recipe(out):
     assert [(r["xla_flags"], r["model"]) for r in runs] == [
         ("", ""), ("", "ema_decay=0"), ("", "mixup=0"), ("", "grad_clip=null"), ("", "model.weight_standardization=false"),
         ("", "donate_state=false"), ("--xla_gpu_experimental_enable_conv_fusion=true", "model.fusible_relu=true"),
-        ("--xla_gpu_autotune_level=1", "")]
+        ("--xla_gpu_autotune_level=1", ""), ("", "")]
+    assert runs[-1]["args"] == "--state-layout auto" and not any(r["args"] for r in runs[:-1])
     assert all(r["ran"] and r["images_per_s"]["16"] > 0 for r in runs)
     network = json.loads((dest / "r" / "step_0.json").read_text())["network"]
     assert network.startswith("the fast config's whole training step") and "model.widths=[8,16]" in network
-    hlo = [(dest / "r" / f"hlo_{i}" / "step_b16_float32_x1.hlo.txt").read_text() for i in range(len(runs))]
+    hlo = [(dest / "r" / f"hlo_{i}" / "step_b16_float32_x1.hlo.txt").read_text() for i in range(len(runs) - 1)]
     launches = [sum(r["hlo_ops"]["16"].values()) for r in runs]
     assert launches[1] < launches[0]  # the parameter average's update is part of the measured step
     assert "input_output_alias" in hlo[0].split("\n", 1)[0] and "input_output_alias" not in hlo[5].split("\n", 1)[0]
@@ -219,6 +229,37 @@ def test_report_takes_no_ratio_from_a_failed_or_missing_peer():
     assert not any("torch" in k for k in entry)
     alone = step_report.report(ceiling, resjax, None)
     assert not alone["peers_ran"] and not any(k.endswith("_ratio") for k in alone["b128_bfloat16"])
+
+
+def test_the_report_keeps_rows_with_the_state_laid_out_by_xla_apart():
+    row = {"batch": 128, "dtype": "bfloat16", "images_per_s": 30.0, "tflops": 50.0, "gflop_per_image": 1.0}
+    moved = {"leaves": 3, "relaid": 2, "relaid_bytes": 64, "examples": {"(3, 3, 4, 8)": [0, 3, 2, 1]}}
+    resjax = {"device": "d", "jax": "j", "network": "n",
+              "rows": [{**row, "state_layout": "default"}, {**row, "images_per_s": 33.0, "state_layout": "auto",
+                                                            "relaid_layouts": moved}]}
+    peers = {"rows": [{"impl": "jax", "dtype": "bf16", "batch": 128, "img_per_s": 30}]}
+    out = step_report.report({"tflops": 100.0}, resjax, peers)
+    assert out["b128_bfloat16"]["resjax_vs_jax_peer_ratio"] == 1.0 and "relaid_layouts" not in out["b128_bfloat16"]
+    auto = out["b128_bfloat16_auto_layout"]
+    assert auto["resjax_vs_jax_peer_ratio"] == pytest.approx(1.1) and auto["relaid_layouts"] == moved
+
+
+def test_relaid_layouts_counts_the_state_arrays_a_format_lays_out_otherwise():
+    import jax
+    import numpy as np
+    from jax.experimental.layout import Format, Layout
+
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    state = {"kernel": jax.device_put(np.zeros((3, 3, 4, 8), np.float32)), "bias": jax.device_put(np.zeros(8))}
+    same = jax.tree.map(lambda a: a.format, state)
+    assert train_step.relaid_layouts(state, same) == {"leaves": 2, "relaid": 0, "relaid_bytes": 0, "examples": {}}
+    # as a GPU would keep a kernel: output channels major (XLA CPU honours an explicit layout too)
+    moved = {**same, "kernel": Format(Layout(major_to_minor=(3, 0, 1, 2)), device)}
+    out = train_step.relaid_layouts(state, moved)
+    assert (out["relaid"], out["relaid_bytes"], out["examples"]) == (1, 3 * 3 * 4 * 8 * 4, {"(3, 3, 4, 8)": (3, 0, 1, 2)})
+    placed = jax.device_put(state, moved)  # what build() does with the compiled step's formats
+    assert placed["kernel"].format.layout.major_to_minor == (3, 0, 1, 2)
+    assert train_step.relaid_layouts(placed, moved)["relaid"] == 0
 
 
 def test_profile_summary_splits_device_time_by_kernel_kind_and_finds_idle_time():

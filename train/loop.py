@@ -242,12 +242,15 @@ class DeviceFeed:
         return NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), step_mod.call_sharding(mesh, config.steps_per_call)
 
     @classmethod
-    def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps, side: int | None = None):
-        """The jitted train_step, training on side x side images (None: full size)."""
+    def jit(cls, config: TrainConfig, mesh, steps: step_mod.Steps, side: int | None = None, state=None):
+        """The jitted train_step, training on side x side images (None: full size); ``state``:
+        how the state lies on the devices, a sharding or a jax.experimental.layout.Format
+        (its layout too, e.g. the one XLA chooses), replicated by default."""
         rep, _, idx = cls.shardings(config, mesh)
+        state = rep if state is None else state
         fn = functools.partial(steps.train_step, side=side)
         return jax.jit(step_mod.several(fn) if config.steps_per_call > 1 else fn,
-                       in_shardings=(rep, rep, rep, idx, rep, rep), out_shardings=(rep, rep),
+                       in_shardings=(state, rep, rep, idx, rep, rep), out_shardings=(state, rep),
                        donate_argnums=step_mod.donated(config))
 
     @classmethod

@@ -104,14 +104,16 @@ class StreamFeed:
         return transforms.decode_record(train, 0)[0].shape
 
     @staticmethod
-    def jit(config: TrainConfig, mesh, steps: step_mod.Steps, side: int | None = None):
+    def jit(config: TrainConfig, mesh, steps: step_mod.Steps, side: int | None = None, state=None):
         """The jitted stream_step, training on side x side images (None: full size): the
-        state replicated, the batch as the pipeline shards it."""
+        batch as the pipeline shards it; ``state`` as DeviceFeed.jit takes it (replicated
+        by default)."""
         rep, batch = NamedSharding(mesh, P()), step_mod.call_sharding(mesh, config.steps_per_call)
+        state = rep if state is None else state
         fn = functools.partial(steps.stream_step, side=side)
         if config.steps_per_call > 1:
             fn = step_mod.several(fn, scanned=(0, 1))
-        return jax.jit(fn, in_shardings=(rep, batch, batch, rep), out_shardings=(rep, rep),
+        return jax.jit(fn, in_shardings=(state, batch, batch, rep), out_shardings=(state, rep),
                        donate_argnums=step_mod.donated(config))
 
     @staticmethod
