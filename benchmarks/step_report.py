@@ -8,7 +8,7 @@ per batch size, every images/s, each resjax/peer ratio (keys ending in ``_ratio`
 fraction of the bf16 matrix-multiply ceiling and, where both steps' HLO was counted, the
 launches of each and what resjax launches in addition, by kind; prints them as a table.
 Rows measured with the state laid out by XLA (train_step.py --state-layout auto) get keys
-ending in _auto_layout.
+ending in _auto_layout; rows that failed are listed under "failed".
 
 Run: python benchmarks/step_report.py DIR
 """
@@ -38,6 +38,9 @@ def report(ceiling: dict, resjax: dict, peers: dict | None, peer_launches: dict 
            "ceiling_tflops": ceiling["tflops"], "peers_ran": peers is not None}
     peer_rows = [r for r in (peers or {}).get("rows", []) if "img_per_s" in r]
     for row in resjax["rows"]:
+        if "error" in row:  # a variant that failed (train_step.py records it and goes on)
+            out.setdefault("failed", []).append(row)
+            continue
         per_call = row.get("steps_per_call", 1)
         layout = row.get("state_layout", "default")
         key = (f"b{row['batch']}_{row['dtype']}" + (f"_x{per_call}" if per_call > 1 else "")
@@ -71,6 +74,9 @@ def main():
     (args.dir / "step_benchmark.json").write_text(json.dumps(result, indent=1))
     print(f"{result['network']} on {result['device']}, jax {result['jax']}; "
           f"bf16 matmul ceiling {result['ceiling_tflops']:.0f} TFLOP/s")
+    for row in result.get("failed", []):
+        print(f"  b{row['batch']}_{row['dtype']} x{row['steps_per_call']}, state layout {row['state_layout']}: "
+              f"failed: {row['error']}")
     for key, e in result.items():
         if isinstance(e, dict):
             ratios = "  ".join(f"{k.removeprefix('resjax_vs_').removesuffix('_ratio')} x{v:.3f}"

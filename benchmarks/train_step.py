@@ -122,8 +122,8 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
     compile_s = time.perf_counter() - began
     chosen = compiled.input_formats[0][0]
     if chosen != compiled.output_formats[0]:  # the donated state comes back in another layout: no next call
-        raise SystemExit(f"--state-layout {layout}: XLA laid out the state's inputs and outputs differently; "
-                         "the step cannot be called again with its own output.")
+        raise RuntimeError(f"--state-layout {layout}: XLA laid out the state's inputs and outputs differently; "
+                           "the step cannot be called again with its own output.")
     relaid = relaid_layouts(state, chosen)
     box = {"state": jax.device_put(state, chosen) if layout == "auto" else state}
 
@@ -307,8 +307,17 @@ def main():
                 for layout in args.state_layout:
                     traced = args.profile and per_call == args.steps_per_call[0]
                     folder = f"{args.profile}/b{batch}_{dtype}" + ("" if layout == "default" else f"_{layout}_layout")
-                    r = measure(base, batch, dtype, args.steps, traced and folder, per_call, size, streamed, args.hlo,
-                                layout)
+                    try:
+                        r = measure(base, batch, dtype, args.steps, traced and folder, per_call, size, streamed,
+                                    args.hlo, layout)
+                    except Exception as e:  # a layout that fails must not cost the rows around it (GPU time is scarce)
+                        if layout == "default":
+                            raise
+                        rows.append({"batch": batch, "dtype": dtype, "steps_per_call": per_call, "state_layout": layout,
+                                     "error": f"{type(e).__name__}: {e}"[:2000]})
+                        print(f"batch {batch:4d} {dtype:>8} x{per_call}/call{LAYOUT_NAMES[layout]}: failed: "
+                              f"{rows[-1]['error']}", flush=True)
+                        continue
                     rows.append(r)
                     print(f"batch {r['batch']:4d} {r['dtype']:>8} x{per_call}/call{LAYOUT_NAMES[layout]}: "
                           f"{r['images_per_s']:10,.0f} images/s  {r['tflops']:7.2f} TFLOP/s  "

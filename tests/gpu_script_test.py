@@ -244,6 +244,27 @@ def test_the_report_keeps_rows_with_the_state_laid_out_by_xla_apart():
     assert auto["resjax_vs_jax_peer_ratio"] == pytest.approx(1.1) and auto["relaid_layouts"] == moved
 
 
+def test_a_failed_state_layout_costs_no_other_row(monkeypatch, tmp_path, capsys):
+    real = train_step.build
+
+    def build(*args):  # as if XLA refused the layout it chose (a GPU call must keep the default rows)
+        if args[-1] == "auto":
+            raise RuntimeError("Unexpected XLA layout override")
+        return real(*args)
+
+    monkeypatch.setattr(train_step, "build", build)
+    out = tmp_path / "step.json"
+    monkeypatch.setattr(sys, "argv", ["train_step.py", "--config", "tiny", "--steps", "1", "--batches", "16", "--dtypes",
+                                      "float32", "--state-layout", "default", "auto", "--json", str(out)])
+    train_step.main()
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["state_layout"] for r in rows] == ["default", "auto"] and rows[0]["images_per_s"] > 0
+    assert rows[1]["error"] == "RuntimeError: Unexpected XLA layout override" and "images_per_s" not in rows[1]
+    assert "laid out by XLA: failed: RuntimeError" in capsys.readouterr().out
+    report = step_report.report({"tflops": 1.0}, json.loads(out.read_text()), None)
+    assert "b16_float32" in report and "b16_float32_auto_layout" not in report and report["failed"] == [rows[1]]
+
+
 def test_relaid_layouts_counts_the_state_arrays_a_format_lays_out_otherwise():
     import jax
     import numpy as np
