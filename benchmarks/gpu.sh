@@ -24,6 +24,8 @@
 #      (through the configuration's xla_flags), the step lever of part y (+4.7% on fast's
 #      network at batch 512): does the command come under 180 s with 7,000 steps, at the
 #      same accuracy?                                                        ~3 min
+#   l  `fast` (seed 0) with the state laid out as XLA chooses (state_layout=auto): the
+#      layout lever of parts a, x and r, end to end (with TRAIN_SET, on top of f's levers) ~3 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -240,7 +242,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -256,13 +258,14 @@ for part in "$@"; do
          learning_rate=0.2 ema_decay=0 ;;
     s) train fast_6000_seed0 fast 0 "${SHORTER[@]}" ;;
     f) train fast_fused_seed0 fast 0 model.fusible_relu=true "xla_flags=[\"$CONV_FUSION\"]" ;;
+    l) train fast_layout_seed0 fast 0 state_layout=auto ;;
     x) step_variants x --model "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y --model "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     r) step_variants r --set "${RNET[@]}" -- "${R_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected one of a b c g n s f p q x y r i step fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected one of a b c g n s f l p q x y r i step fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

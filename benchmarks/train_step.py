@@ -20,9 +20,10 @@ configuration as `resjax train --set` does. For an ImageNet configuration
 batches (the host's decoding is benchmarks/input_pipeline.py's part). --json writes the rows (and the
 device) as JSON. --steps-per-call measures each count of steps per jitted call (a
 lax.scan, as `resjax train`'s steps_per_call). --state-layout measures the step with the
-state (parameters, optimiser state, average) where `resjax train` puts it (default:
-row-major) and, with auto, laid out as XLA chooses for the step (jax.experimental.layout's
-Layout.AUTO; each row's ``relaid_layouts`` counts the arrays it laid out otherwise: on a
+state (parameters, optimiser state, average) in each layout named, as `resjax train`'s
+state_layout places it (by default the configuration's): default, row-major; auto, as XLA
+chooses for the step (jax.experimental.layout's Layout.AUTO; each row's
+``relaid_layouts`` counts the arrays it laid out otherwise: on a
 GPU, whose cuDNN reads each kernel output channels major, the kernels, we expect; XLA's
 CPU backend keeps them all row-major). --profile traces 5 calls of each batch size, dtype
 and state layout (first steps-per-call value) with jax.profiler and writes
@@ -48,7 +49,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental.layout import Format, Layout
 
 from resjax import models
 from resjax.train import config as config_mod
@@ -103,7 +103,8 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
 
     host = loop.on_host(initial, 0)  # as `resjax train` initialises
     state = jax.jit(initial, out_shardings=rep)(jax.random.key(0)) if host is None else jax.device_put(host, rep)
-    placed = Format(Layout.AUTO, rep) if layout == "auto" else None
+    shapes = jax.tree.map(lambda a: loop.abstract(a.shape, a.dtype, rep), state)  # what Layout.AUTO compiles for
+    placed = loop.chosen_by_xla(shapes, rep) if layout == "auto" else None  # as `resjax train` with state_layout
     if streamed:  # the jitted steps of `resjax train`'s two pipelines
         fn = stream.StreamFeed.jit(cfg, mesh, steps_fns, state=placed)
         calls = [(jax.device_put(rng.integers(0, 256, (*lead, batch, size, size, 3), dtype=np.uint8), shard),
@@ -116,14 +117,10 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
         key = jax.device_put(jax.random.key(1), rep)
         calls = [(images, labels, jax.device_put(rng.integers(0, 4096, (*lead, batch)).astype(np.int32), shard), key,
                   norm) for _ in range(max(steps, 5))]
-    shapes = jax.tree.map(lambda a: loop.abstract(a.shape, a.dtype, rep), state)  # what Layout.AUTO compiles for
     began = time.perf_counter()
     compiled = fn.lower(shapes, *calls[0]).compile()  # ahead of time, as `resjax train` compiles its step
     compile_s = time.perf_counter() - began
-    chosen = compiled.input_formats[0][0]
-    if chosen != compiled.output_formats[0]:  # the donated state comes back in another layout: no next call
-        raise RuntimeError(f"--state-layout {layout}: XLA laid out the state's inputs and outputs differently; "
-                           "the step cannot be called again with its own output.")
+    chosen = loop.state_formats(compiled)
     relaid = relaid_layouts(state, chosen)
     box = {"state": jax.device_put(state, chosen) if layout == "auto" else state}
 
@@ -248,9 +245,9 @@ def main():
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--steps-per-call", type=int, nargs="+", default=[1],
                         help="steps per jitted call (resjax train's steps_per_call), each measured")
-    parser.add_argument("--state-layout", nargs="+", default=["default"], choices=["default", "auto"],
-                        help="where the state lies on the device, each measured: default (row-major, as `resjax "
-                             "train` places it) or auto (as XLA chooses for the step)")
+    parser.add_argument("--state-layout", nargs="+", choices=config_mod.STATE_LAYOUTS,
+                        help="where the state lies on the device, each measured: default (row-major) or auto (as XLA "
+                             "chooses for the step); by default the configuration's state_layout")
     parser.add_argument("--model", nargs="+", default=[], metavar="NAME=VALUE",
                         help="network options over the chosen network's, e.g. fusible_relu=true")
     parser.add_argument("--recipe", action="store_true",
@@ -304,7 +301,7 @@ def main():
     for batch in args.batches:
         for dtype in dtypes:
             for per_call in args.steps_per_call:
-                for layout in args.state_layout:
+                for layout in args.state_layout or [base.state_layout]:
                     traced = args.profile and per_call == args.steps_per_call[0]
                     folder = f"{args.profile}/b{batch}_{dtype}" + ("" if layout == "default" else f"_{layout}_layout")
                     try:

@@ -46,7 +46,7 @@ def out(tmp_path_factory, folder):
     env.pop("XLA_FLAGS", None)
     # two scripts at once, one per core of a 2-core CI machine: the training runs, then the
     # step variants (about 3 and 3.5 minutes one after the other, 2026-11-30)
-    groups = [["a", "b", "g", "n", "s", "f", "p", "q"], ["x", "y", "r"]]
+    groups = [["a", "b", "g", "n", "s", "f", "l", "p", "q"], ["x", "y", "r"]]
     procs = [subprocess.Popen(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for parts in groups]
     outputs = [proc.communicate(timeout=600) for proc in procs]
@@ -153,6 +153,13 @@ def test_part_f_trains_fast_with_the_fusible_relus_under_the_convolution_fusion(
     assert config["model"]["fusible_relu"] is True and config["model"]["weight_standardization"] is True
     # none from outside but TINY's own (XLA CPU's fastest compile)
     assert json.loads((dest / "fast_6000_seed0" / "result.json").read_text())["xla_flags"] == TINY_XLA
+
+
+def test_part_l_trains_fast_with_the_state_laid_out_as_xla_chooses(out):
+    dest, _ = out
+    assert json.loads((dest / "fast_layout_seed0" / "result.json").read_text())["exit_status"] == 0
+    config = json.loads((dest / "fast_layout_seed0" / "run" / "config.json").read_text())["config"]
+    assert config["state_layout"] == "auto" and config["model"]["weight_standardization"] is True  # otherwise fast
 
 
 def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):

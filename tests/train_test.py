@@ -61,6 +61,11 @@ def test_sharded_over_four_devices_equals_one_device(tmp_path, folder, reference
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 4
     assert_trees_close(params(tmp_path), params(reference), rtol=2e-4, atol=2e-5)
+    laid = tmp_path / "laid"  # the state in the layout XLA chooses, over the same four devices
+    out = train(laid, folder, "state_layout=auto", devices=4)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((laid / "config.json").read_text())["config"]["state_layout"] == "auto"
+    assert_trees_close(params(laid), params(tmp_path), rtol=1e-5, atol=1e-6)
 
 
 def test_config_splits_the_cpu_into_virtual_devices_unless_xla_flags_chose(tmp_path, folder, reference, train):
@@ -212,6 +217,46 @@ def test_progressive_resizing_compiles_a_step_per_side_and_resumes_mid_phase_as_
     again = loop.Trainer(small, resumed, train_set, test_set, progress=False)
     assert again.run()["resumed_from"] == 2
     assert_trees_close(again.final_state["params"], whole.final_state["params"], rtol=0, atol=0)
+
+
+def test_a_state_laid_out_as_xla_chooses_trains_evaluates_and_resumes_as_the_row_major_one(tmp_path, folder,
+                                                                                           monkeypatch):
+    import shutil
+
+    import jax
+    from jax.experimental.layout import Format, Layout
+
+    from resjax.train import config
+
+    def kernels_first(state, sharding):  # XLA's CPU backend chooses row-major; a GPU would keep kernels so (we expect)
+        return jax.tree.map(lambda a: Format(Layout((3, 0, 1, 2) if a.ndim == 4 else tuple(range(a.ndim))), sharding),
+                            state)
+
+    base = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=8", "log_every=2", "eval_every=4",
+                                         "checkpoint_every=4", "keep_checkpoints=10", "ema_decay=0.9",
+                                         "progressive_resizing=[[2, 4]]"])  # the 4-pixel step chooses; the rest follow
+    train_set, test_set = loop.load_splits(base)
+    plain = loop.Trainer(base, tmp_path / "plain", train_set, test_set, progress=False)
+    expected = plain.run()
+    monkeypatch.setattr(loop, "chosen_by_xla", kernels_first)
+    auto = base.override(["state_layout=auto"])
+    laid = loop.Trainer(auto, tmp_path / "laid", train_set, test_set, progress=False)
+    summary = laid.run()
+    kernels = [a for a in jax.tree.leaves(laid.final_state) if a.ndim == 4]
+    assert len(kernels) > 4 and {a.format.layout.major_to_minor for a in kernels} == {(3, 0, 1, 2)}
+    assert_trees_close(laid.final_state, plain.final_state, rtol=1e-5, atol=1e-6)  # the same training
+    for key in ("test_accuracy_single_view", "test_accuracy_flip_no_ema"):  # the average and the raw parameters
+        assert summary[key] == expected[key]
+    assert summary["test_loss_single_view"] == pytest.approx(expected["test_loss_single_view"], rel=1e-5)
+    assert_trees_close(loop.load_checkpoint(tmp_path / "laid"), loop.load_checkpoint(tmp_path / "plain"), rtol=1e-5,
+                       atol=1e-6)  # saved as any checkpoint is
+    resumed = tmp_path / "resumed"  # killed after the checkpoint at step 4
+    shutil.copytree(tmp_path / "laid", resumed)
+    (resumed / "summary.json").unlink()
+    shutil.rmtree(resumed / "checkpoints" / "8")
+    again = loop.Trainer(auto, resumed, train_set, test_set, progress=False)
+    assert again.run()["resumed_from"] == 4
+    assert_trees_close(again.final_state, laid.final_state, rtol=0, atol=0)
 
 
 def test_the_loop_trains_the_first_side_while_the_later_steps_compile(tmp_path, folder, monkeypatch):

@@ -35,8 +35,10 @@ AUGMENTATIONS = ("cifar", "imagenet")
 FLIPS = ("random", "alternating")
 STEM_INITS = ("random", "whitening")
 SHRINKS = ("resize", "crop")
+STATE_LAYOUTS = ("default", "auto")
 CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES, "input_pipeline": PIPELINES,
-           "augmentation": AUGMENTATIONS, "flip": FLIPS, "stem_init": STEM_INITS, "progressive_mode": SHRINKS}
+           "augmentation": AUGMENTATIONS, "flip": FLIPS, "stem_init": STEM_INITS, "progressive_mode": SHRINKS,
+           "state_layout": STATE_LAYOUTS}
 # Fields that never change the trained parameters (what is logged and saved, how buffers
 # are reused): a resumed run may change them freely (resjax.train.workdir).
 BOOKKEEPING = ("log_every", "eval_every", "eval_from", "checkpoint_every", "keep_checkpoints", "loader_workers",
@@ -129,6 +131,13 @@ class TrainConfig:
     # state until the call returns (twice its memory) and spares the copies XLA adds on a
     # GPU after writing each transposed parameter update to a fresh buffer (docs/section4.md)
     donate_state: bool = True
+    # where the state (parameters, optimiser state, average) lies in device memory: "default",
+    # row-major, as jax.device_put places it; "auto", as XLA chooses for the first training
+    # step it compiles (every other step is compiled for that choice). On a GPU we expect
+    # the convolution kernels in cuDNN's order, so that their updates need neither
+    # transposes nor copies (docs/section4.md); XLA's CPU backend keeps them row-major.
+    # The same training but for the order of floating-point sums.
+    state_layout: Literal[STATE_LAYOUTS] = "default"
     # XLA flags for this run (e.g. ["--xla_gpu_autotune_level=1"]): `resjax train` appends
     # them to the XLA_FLAGS environment variable before JAX starts its backend, so that
     # where both set a flag these win. XLA itself refuses a flag it does not know.

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental.layout import Format, Layout
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from resjax import models
@@ -201,6 +202,22 @@ def replicate(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
     return jax.device_put(aligned, sharding, may_alias=True)
 
 
+def chosen_by_xla(state, sharding: NamedSharding):
+    """The state's format for the first training step compiled under state_layout='auto':
+    ``sharding``, in the layout XLA chooses (a tree prefix of ``state``, the step's shapes)."""
+    return Format(Layout.AUTO, sharding)
+
+
+def state_formats(compiled) -> dict:
+    """The state's formats (layouts and shardings) as ``compiled``, a training step, takes
+    it; RuntimeError where it would give it back otherwise (a donated state goes round)."""
+    formats = compiled.input_formats[0][0]
+    if formats != compiled.output_formats[0]:
+        raise RuntimeError("state_layout='auto': XLA laid out the training step's state differently in its input and "
+                           "its output, so the step cannot take its own output; use state_layout='default'.")
+    return formats
+
+
 def abstract(shape, dtype, sharding) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=sharding)
 
@@ -359,6 +376,7 @@ class Trainer:
         self.marks = {"started": self.started, **self.setup_marks}  # phase ends, for the summary's "phases"
         self._compiling = {}  # step: the future of its compile (_start_compiles)
         self._initialising = None  # the future of the host's initial state (_prepare)
+        self.formats = None  # state_layout="auto": the state's formats, as the first training step compiled them
         cfg = self.config
         backend_mod.add_xla_flags(cfg.xla_flags)  # before make_mesh starts the backend
         if self.backend_start:
@@ -439,18 +457,23 @@ class Trainer:
         """The step ``key`` (a side, None: full size, or "evaluate"), compiled."""
         began = time.perf_counter()
         cfg, mesh, rep, shape, feed_type = self.config, self.mesh, self.replicated, self.shape, self.feed_type
-        state = self.abstract_state()
+        state, formats = self.abstract_state(), self.formats
+        choose = cfg.state_layout == "auto" and formats is None  # compile steps run one at a time, in order
         if key != "evaluate":
             batch = feed_type.abstract_batch(cfg, mesh, count, shape)
-            lowered = feed_type.jit(cfg, mesh, self.steps, key).lower(state, *batch)
+            placed = chosen_by_xla(state, rep) if choose else formats
+            lowered = feed_type.jit(cfg, mesh, self.steps, key, state=placed).lower(state, *batch)
         else:
             sharded, n = NamedSharding(mesh, P("data")), eval_batch_size()
             test = (abstract((n, *shape), np.uint8, sharded), abstract((n,), np.int32, sharded),
                     abstract((n,), np.bool_, sharded), step_mod.norm_shape(shape[-1], rep))
+            params, stats = (formats["params"], formats["batch_stats"]) if formats else (rep, rep)
             lowered = jax.jit(  # the test batch is split over the devices like a training batch
-                self.steps.eval_step, in_shardings=(rep, rep, sharded, sharded, sharded, rep), out_shardings=rep
+                self.steps.eval_step, in_shardings=(params, stats, sharded, sharded, sharded, rep), out_shardings=rep
             ).lower(state["params"], state["batch_stats"], *test)
         compiled = lowered.compile()
+        if choose and key != "evaluate":
+            self.formats = state_formats(compiled)
         self.compiles.setdefault(compile_name(key), {})["seconds"] = time.perf_counter() - began
         return compiled
 
@@ -513,6 +536,8 @@ class Trainer:
 
     def _test_metrics(self, params, batch_stats) -> dict:
         eval_step = self.compiled("evaluate")
+        if self.formats is not None:  # the average may lie otherwise than the parameters it was compiled for
+            params, batch_stats = jax.device_put((params, batch_stats), eval_step.input_formats[0][:2])
         parts = jax.device_get([eval_step(params, batch_stats, x, y, mask, self.feed.norm)  # one wait, at the end
                                 for x, y, mask in self.feed.eval_batches(eval_batch_size())])
         sums = {k: sum(float(p[k]) for p in parts) for k in parts[0]}
@@ -610,6 +635,8 @@ class Trainer:
         self.loop_started = self.marks["state"] = time.time()
         if start_step < cfg.steps:  # else only the evaluation is left
             self.compiled(cfg.side_at(start_step))  # waits for the first step's compile, if it has not finished
+            if self.formats is not None:  # state_layout="auto": where that compile wants the state
+                state = jax.device_put(state, self.formats)
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step
         bar = tqdm(total=cfg.steps, initial=start_step, disable=not (self.progress and lead), unit="step",
