@@ -120,9 +120,11 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
     began = time.perf_counter()
     compiled = fn.lower(shapes, *calls[0]).compile()  # ahead of time, as `resjax train` compiles its step
     compile_s = time.perf_counter() - began
-    chosen = loop.state_formats(compiled)
-    relaid = relaid_layouts(state, chosen)
-    box = {"state": jax.device_put(state, chosen) if layout == "auto" else state}
+    if layout == "auto":
+        chosen = loop.state_formats(compiled)
+        relaid, box = relaid_layouts(state, chosen), {"state": jax.device_put(state, chosen)}
+    else:
+        relaid, box = relaid_layouts(state, compiled.input_formats[0][0]), {"state": state}
 
     def run(n: int) -> None:
         in_flight = loop.InFlight()  # as `resjax train` does: many calls queued can deadlock a multi-device CPU
