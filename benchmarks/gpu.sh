@@ -38,8 +38,8 @@
 #      backward), without and with those ReLUs; the state laid out as XLA chooses
 #      (--state-layout auto: no transposed updates, no copies into the donated state),
 #      alone and with the fused ReLUs and the convolution fusion; the baseline again
-#      (the spread between processes). images/s, ratios, compile times, what each compiled step launches
-#      (cuDNN calls, fusions) and its device time by kernel kind (a profile) in
+#      (the spread between processes). images/s, ratios, compile times, what each
+#      compiled step launches (cuDNN calls, fusions) and its device time by kernel kind (a profile) in
 #      x/variants.json; each step's optimised HLO in x/hlo_N/           ~7-8 min
 #   y  the step of `fast`'s network (batch 128 and 512): without its weight
 #      standardisation (what it costs, profiled), without its biases, with the fusible
@@ -155,8 +155,9 @@ step_benchmark() {
 # Step variants, "XLA_FLAGS|network options[|train_step.py arguments]"; the first of a part
 # is its baseline under the same process conditions. LAYOUT: the state laid out as XLA
 # chooses for the step; on a GPU, kernels in cuDNN's order (output channels major) would
-# spare the update its transposes and the 112 copies into the donated state. Not tried: --xla_gpu_use_runtime_fusion, which XLA applies
-# only to float16 convolutions (cudnn_fused_conv_rewriter.cc): no change to a bf16 step.
+# spare the update its transposes and the 112 copies into the donated state. Not tried:
+# --xla_gpu_use_runtime_fusion, which XLA applies only to float16 convolutions
+# (cudnn_fused_conv_rewriter.cc): no change to a bf16 step.
 CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
 GRAPHS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL  # CUDA graphs over these too
 LAYOUT="--state-layout auto"
