@@ -59,6 +59,33 @@ def test_augmentation_crops_and_flips_within_the_padding():
         assert set(map(tuple, o.reshape(-1, 3))) <= set(map(tuple, i.reshape(-1, 3))) | {(0, 0, 0)}
 
 
+def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """image (H, W, C) moved down dy and right dx pixels, zero-filled."""
+    h, w, _ = image.shape
+    out = np.zeros_like(image)
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[max(-dy, 0):h - max(dy, 0),
+                                                                      max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+@pytest.mark.parametrize("padding", [0, 2, 4])
+def test_crops_shift_each_image_by_every_offset_up_to_the_padding_and_no_further(padding):
+    n = 1000
+    images = np.asarray(jax.random.randint(jax.random.key(1), (n, 8, 8, 3), 1, 256), np.uint8)  # no zero pixel
+    config = TrainConfig(crop_padding=padding)
+    out, _ = step.training_batch(config, jnp.asarray(images), jnp.zeros(n, jnp.int32), jnp.arange(n),
+                                 jax.random.key(0), 3)
+    offsets = range(-padding, padding + 1)
+    seen = set()
+    for o, i in zip(np.asarray(out), images):
+        views = {(dy, dx, f) for dy in offsets for dx in offsets for f in (False, True)
+                 if np.array_equal(o, shifted(i[:, ::-1] if f else i, dy, dx))}
+        assert len(views) == 1  # the image shifted within the padding, mirrored or not
+        seen |= views
+    assert {(dy, dx) for dy, dx, _ in seen} == {(dy, dx) for dy in offsets for dx in offsets}
+    assert {f for *_, f in seen} == {False, True}
+
+
 def test_alternating_flips_mirror_each_image_in_every_other_epoch_and_keep_the_crops():
     n, batch = 12, 8  # 3 epochs in 4.5 steps: batches straddle epoch boundaries
     images = jax.random.randint(jax.random.key(1), (n, 8, 8, 3), 0, 256).astype(jnp.uint8)

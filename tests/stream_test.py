@@ -235,6 +235,23 @@ def test_alternating_flips_on_the_host_mirror_the_random_flips_crops_by_record_a
         assert alternating(position)["label"] == train.labels[record]
 
 
+@pytest.mark.parametrize("padding", [0, 2])
+def test_the_host_s_crops_come_from_the_configured_padding(folder, padding):
+    cfg = _cfg(folder, f"crop_padding={padding}", "loader_workers=0")
+    train, test = loop.open_splits(cfg)
+    element = stream.StreamFeed(cfg, train, test, loop.make_mesh()).element(train, train=True, augment=True)
+    for position in range(6):
+        record = order.record(0, position, len(train))
+        (data, _), name = train[record], train.name(record)
+        image = transforms.decode(transforms.open_image(data, name), name)
+        rng = np.random.default_rng([0, position])
+        crop = transforms.pad_crop(rng, image, padding)
+        out = element(position)["image"]
+        assert np.array_equal(out, crop) or np.array_equal(out, crop[:, ::-1])
+        if padding == 0:
+            assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
+
+
 def test_scaled_jpeg_decoding_gives_the_crop_that_full_decoding_gives(tmp_path):
     """A crop at least twice the output size lets the decoder scale down first (Pillow's draft):
     the result must be the same picture as decoding in full, to within resampling."""

@@ -70,9 +70,14 @@ class TrainConfig:
     train_split: Name = "train"
     test_split: Name = "test"
     augment: bool = True  # random crops and horizontal flips of the training images (see augmentation)
-    # "cifar": crops from 4-pixel padding (Section 4); "imagenet": random-resized crops to
-    # image_size for training, resize and centre crop for evaluation (streaming only)
+    # "cifar": crops from crop_padding-pixel zero padding (Section 4: 4); "imagenet":
+    # random-resized crops to image_size for training, resize and centre crop for
+    # evaluation (streaming only)
     augmentation: Literal[AUGMENTATIONS] = "cifar"
+    # augmentation="cifar": each training image is zero-padded by this many pixels on every
+    # side and cropped back to its size at a random offset (shifts of up to this many
+    # pixels); 0: no crops, flips only
+    crop_padding: Annotated[int, Field(ge=0, le=64)] = 4
     image_size: Positive = 224  # the side of augmentation="imagenet"'s crops
     # with augment: "random" mirrors each training image with probability 1/2 at every
     # step; "alternating" mirrors it in every other epoch, from a random first orientation

@@ -61,16 +61,16 @@ def windows(images: jax.Array, offsets: jax.Array, h: int, w: int) -> jax.Array:
     return jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c)))(images, offsets)
 
 
-def augment(key: jax.Array, images: jax.Array, flips: jax.Array | None = None) -> jax.Array:
-    """Random crops of the 4-pixel zero-padded images and horizontal flips: random, or
-    where ``flips`` says.
+def augment(key: jax.Array, images: jax.Array, flips: jax.Array | None = None, padding: int = 4) -> jax.Array:
+    """Random crops of the images zero-padded by ``padding`` pixels (Section 4: 4) and
+    horizontal flips: random, or where ``flips`` says.
 
     images: (B, H, W, C) uint8, flips: (B,) bool or None -> (B, H, W, C) uint8.
     """
     b, h, w, _ = images.shape
-    padded = jnp.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     k_crop, k_flip = jax.random.split(key)
-    offsets = jax.random.randint(k_crop, (b, 2), 0, 9)
+    offsets = jax.random.randint(k_crop, (b, 2), 0, 2 * padding + 1)
     crop = windows(padded, offsets, h, w)
     flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if flips is None else flips
     return jnp.where(flip[:, None, None, None], crop[:, :, ::-1], crop)
@@ -89,7 +89,7 @@ def training_batch(config: TrainConfig, images, labels, idx, key, step):
     if config.flip == "alternating":  # the epoch of each position of the stream (resjax.train.order)
         epochs = (step * idx.shape[0] + jnp.arange(idx.shape[0])) // images.shape[0]
         flips = order.alternating_flips(config.seed, idx, epochs, jnp)
-    return augment(jax.random.fold_in(key, step), x, flips), y
+    return augment(jax.random.fold_in(key, step), x, flips, config.crop_padding), y
 
 
 def cutout(key: jax.Array, x: jax.Array, size: int) -> jax.Array:

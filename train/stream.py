@@ -87,7 +87,8 @@ class StreamFeed:
 
     def element(self, split: Records, train: bool, augment: bool) -> transforms.Element:
         return transforms.Element(split, self.config.augmentation, self.shape, self.config.seed, train=train,
-                                  augment=augment, skip_corrupt=self.config.skip_corrupt, flip=self.config.flip)
+                                  augment=augment, skip_corrupt=self.config.skip_corrupt, flip=self.config.flip,
+                                  crop_padding=self.config.crop_padding)
 
     def _statistics(self) -> tuple[np.ndarray, np.ndarray]:
         count = min(STATS_IMAGES, len(self.train))

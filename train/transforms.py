@@ -181,6 +181,7 @@ class Element:
     augment: bool = True
     skip_corrupt: bool = False
     flip: str = "random"  # or "alternating": mirrored in every other epoch (resjax.train.order)
+    crop_padding: int = 4  # augmentation="cifar": the padding its random crops are taken from
 
     def __call__(self, position: int) -> dict:
         position = int(position)
@@ -224,7 +225,7 @@ class Element:
                     "crops to image_size) or resize them."
                 )
             if self.augment:
-                out = pad_crop(rng, out)
+                out = pad_crop(rng, out, self.crop_padding)
         if self.augment:
             coin = rng.random() < 0.5  # drawn for either kind of flip: the crops stay those of flip="random"
             if coin if mirror is None else mirror:
