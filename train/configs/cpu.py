@@ -36,6 +36,9 @@ Expected: (2026-12-07, the README's install: JAX 0.10.2, Python 3.11; an Intel X
                   final 80.77% single-view, 81.67% flip-averaged; 570 s in all.
           seed 1: 80.97% at step 1,800, 377 s from the start; final 80.78% / 82.12%;
                   561 s in all.
+          Both again on an AMD EPYC host (2026-12-07 night, 640 images/s, the README's
+          install in a fresh .venv; docs/results/cpu_amd_epyc_2026-12-07.json): the same
+          evaluations to four digits, 80% after 387 s and 388 s.
 Before:   crop_padding=4, the paper's (the rows below; 80% at step 2,000, just above:
           80.22% at step 2,000 on 2026-12-07's host, seed 0).
           (2026-11-29, the README's install: JAX 0.10.2, Python 3.11; the machine
