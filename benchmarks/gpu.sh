@@ -26,6 +26,8 @@
 #      same accuracy?                                                        ~3 min
 #   l  `fast` (seed 0) with the state laid out as XLA chooses (state_layout=auto): the
 #      layout lever of parts a, x and r, end to end (with TRAIN_SET, on top of f's levers) ~3 min
+#   o  `fast` (seed 0) with every kernel laid out output channels major (state_layout=ohwi):
+#      in place of l where XLA's own choice (auto) leaves the kernels row-major        ~3 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -52,7 +54,8 @@
 #      the training loop?); without donating the state (the 112 copies after the
 #      transposed updates); with the fusible ReLUs and the convolution fusion (the step
 #      lever measured in part y, on the whole step); autotuning level 1 (the compile, 28-38 s
-#      in `fast`'s runs); the state laid out as XLA chooses (r/variants.json)  ~6 min
+#      in `fast`'s runs); the state laid out as XLA chooses, and with its kernels output
+#      channels major (ohwi) (r/variants.json)                              ~6-7 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -161,6 +164,7 @@ step_benchmark() {
 CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
 GRAPHS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL  # CUDA graphs over these too
 LAYOUT="--state-layout auto"
+OHWI="--state-layout ohwi"  # the kernels in cuDNN's order without asking XLA: where auto leaves them row-major
 # part x (Table 1); its baseline runs again last: how far two processes of one step differ.
 # (CUDA graphs and autotuning level 1 left it for the layouts: part y found graphs changed
 # nothing on fast's network, and part r measures level 1 on fast's step.)
@@ -174,7 +178,8 @@ Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_rel
 # part r (fast's whole step): where the training loop's extra time per step goes, and the
 # levers on the step that `resjax train --config fast` compiles
 R_VARIANTS=("|" "|ema_decay=0" "|mixup=0" "|grad_clip=null" "|model.weight_standardization=false"
-            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|" "||$LAYOUT")
+            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|" "||$LAYOUT"
+            "||$OHWI")
 
 step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant,
   # its options after OPTION (--model: network options; --set: configuration fields)
@@ -221,8 +226,8 @@ for run in runs:
         f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
     for b, moved in run["relaid_layouts"].items():
-        if "--state-layout auto" in run["args"]:
-            print(f"  b{b}: XLA laid out {moved['relaid']} of the state's {moved['leaves']} arrays otherwise than "
+        if "--state-layout" in run["args"]:
+            print(f"  b{b}: {moved['relaid']} of the state's {moved['leaves']} arrays laid out otherwise than "
                   f"row-major ({moved['relaid_bytes'] / 1e6:.1f} MB)")
     for b, p in run["profile_us"].items():
         print(f"  b{b}, device ms per step: idle {p['step_idle_us'] / 1e3:.2f}, "
@@ -243,7 +248,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|o|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -260,13 +265,14 @@ for part in "$@"; do
     s) train fast_6000_seed0 fast 0 "${SHORTER[@]}" ;;
     f) train fast_fused_seed0 fast 0 model.fusible_relu=true "xla_flags=[\"$CONV_FUSION\"]" ;;
     l) train fast_layout_seed0 fast 0 state_layout=auto ;;
+    o) train fast_ohwi_seed0 fast 0 state_layout=ohwi ;;
     x) step_variants x --model "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y --model "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     r) step_variants r --set "${RNET[@]}" -- "${R_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected one of a b c g n s f l p q x y r i step fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected one of a b c g n s f l o p q x y r i step fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

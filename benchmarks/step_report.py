@@ -8,7 +8,8 @@ per batch size, every images/s, each resjax/peer ratio (keys ending in ``_ratio`
 fraction of the bf16 matrix-multiply ceiling and, where both steps' HLO was counted, the
 launches of each and what resjax launches in addition, by kind; prints them as a table.
 Rows measured with the state laid out by XLA (train_step.py --state-layout auto) get keys
-ending in _auto_layout; rows that failed are listed under "failed".
+ending in _auto_layout, with its kernels output channels major (ohwi) _ohwi_layout; rows
+that failed are listed under "failed".
 
 Run: python benchmarks/step_report.py DIR
 """
@@ -53,7 +54,7 @@ def report(ceiling: dict, resjax: dict, peers: dict | None, peer_launches: dict 
                 name = PEERS[peer["impl"]]
                 entry[f"{name}_images_per_s"] = peer["img_per_s"]
                 entry[f"resjax_vs_{name}_ratio"] = row["images_per_s"] / peer["img_per_s"]
-        if layout != "default":  # how many of the state's arrays XLA laid out otherwise
+        if layout != "default":  # how many of the state's arrays lie otherwise than row-major
             entry["relaid_layouts"] = row["relaid_layouts"]
         theirs = (peer_launches or {}).get(str(row["batch"]))
         if theirs and "hlo_ops" in row and per_call == 1:
@@ -85,7 +86,7 @@ def main():
                   f"{100 * e['resjax_ceiling_fraction']:5.1f}% of the ceiling; {ratios}")
             if "relaid_layouts" in e:
                 moved = e["relaid_layouts"]
-                print(f"  {'':>14}  XLA laid out {moved['relaid']} of the state's {moved['leaves']} arrays otherwise "
+                print(f"  {'':>14}  {moved['relaid']} of the state's {moved['leaves']} arrays laid out otherwise "
                       f"than row-major ({moved['relaid_bytes'] / 1e6:.1f} MB)")
             if "resjax_launches" in e:
                 more = ", ".join(f"{op} {n:+d}" for op, n in list(e["launches_beyond_jax_peer"].items())[:6])

@@ -25,7 +25,8 @@ state_layout places it (by default the configuration's): default, row-major; aut
 chooses for the step (jax.experimental.layout's Layout.AUTO; each row's
 ``relaid_layouts`` counts the arrays it laid out otherwise: on a
 GPU, whose cuDNN reads each kernel output channels major, the kernels, we expect; XLA's
-CPU backend keeps them all row-major). --profile traces 5 calls of each batch size, dtype
+CPU backend keeps them all row-major); ohwi, every kernel output channels major without
+asking XLA (what auto would do on a GPU, we expect). --profile traces 5 calls of each batch size, dtype
 and state layout (first steps-per-call value) with jax.profiler and writes
 DIR/b{BATCH}_{DTYPE}[_auto_layout]/profile_summary.json: the device time per step by kernel, its share
 by kind (convolution and matrix kernels, XLA fusions, copies) and the idle time between
@@ -58,7 +59,7 @@ from resjax.train.config import TrainConfig
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # launches.py beside it, under PYTHONSAFEPATH too
 from launches import hlo_ops  # noqa: E402
 
-LAYOUT_NAMES = {"default": "", "auto": ", state laid out by XLA"}
+LAYOUT_NAMES = {"default": "", "auto": ", state laid out by XLA", "ohwi": ", kernels output channels major"}
 SMALL = {"stem": (3, 16, 1), "widths": (32, 64, 128), "blocks": (2, 2, 2), "strides": (1, 2, 2)}
 
 
@@ -104,7 +105,7 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
     host = loop.on_host(initial, 0)  # as `resjax train` initialises
     state = jax.jit(initial, out_shardings=rep)(jax.random.key(0)) if host is None else jax.device_put(host, rep)
     shapes = jax.tree.map(lambda a: loop.abstract(a.shape, a.dtype, rep), state)  # what Layout.AUTO compiles for
-    placed = loop.chosen_by_xla(shapes, rep) if layout == "auto" else None  # as `resjax train` with state_layout
+    placed = loop.placement(layout, shapes, rep)  # as `resjax train` with state_layout
     if streamed:  # the jitted steps of `resjax train`'s two pipelines
         fn = stream.StreamFeed.jit(cfg, mesh, steps_fns, state=placed)
         calls = [(jax.device_put(rng.integers(0, 256, (*lead, batch, size, size, 3), dtype=np.uint8), shard),
@@ -120,7 +121,7 @@ def build(base: TrainConfig, batch: int, dtype: str, steps: int, per_call: int =
     began = time.perf_counter()
     compiled = fn.lower(shapes, *calls[0]).compile()  # ahead of time, as `resjax train` compiles its step
     compile_s = time.perf_counter() - began
-    if layout == "auto":
+    if placed is not None:
         chosen = loop.state_formats(compiled)
         relaid, box = relaid_layouts(state, chosen), {"state": jax.device_put(state, chosen)}
     else:
@@ -248,8 +249,9 @@ def main():
     parser.add_argument("--steps-per-call", type=int, nargs="+", default=[1],
                         help="steps per jitted call (resjax train's steps_per_call), each measured")
     parser.add_argument("--state-layout", nargs="+", choices=config_mod.STATE_LAYOUTS,
-                        help="where the state lies on the device, each measured: default (row-major) or auto (as XLA "
-                             "chooses for the step); by default the configuration's state_layout")
+                        help="where the state lies on the device, each measured: default (row-major), auto (as XLA "
+                             "chooses for the step) or ohwi (kernels output channels major); by default the "
+                             "configuration's state_layout")
     parser.add_argument("--model", nargs="+", default=[], metavar="NAME=VALUE",
                         help="network options over the chosen network's, e.g. fusible_relu=true")
     parser.add_argument("--recipe", action="store_true",
@@ -324,8 +326,8 @@ def main():
                     print("  launches: " + ", ".join(f"{n} {op}" for op, n in list(r["hlo_ops"].items())[:6]))
                     if layout != "default":
                         moved = r["relaid_layouts"]
-                        print(f"  state layout: XLA laid out {moved['relaid']} of its {moved['leaves']} arrays "
-                              f"({moved['relaid_bytes'] / 1e6:.1f} MB) otherwise than row-major")
+                        print(f"  state layout: {moved['relaid']} of its {moved['leaves']} arrays "
+                              f"({moved['relaid_bytes'] / 1e6:.1f} MB) laid out otherwise than row-major")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"network": name, "device": jax.devices()[0].device_kind, "devices": jax.device_count(),

@@ -219,18 +219,15 @@ def test_progressive_resizing_compiles_a_step_per_side_and_resumes_mid_phase_as_
     assert_trees_close(again.final_state["params"], whole.final_state["params"], rtol=0, atol=0)
 
 
-def test_a_state_laid_out_as_xla_chooses_trains_evaluates_and_resumes_as_the_row_major_one(tmp_path, folder,
-                                                                                           monkeypatch):
+def test_kernels_laid_out_output_channels_major_train_evaluate_and_resume_as_the_row_major_ones(tmp_path, folder):
+    # state_layout="ohwi" goes the way "auto" does once XLA has chosen (its compile's formats
+    # become the state's), with the choice a GPU would make, we expect; XLA's CPU backend
+    # itself chooses row-major, and honours an explicit layout
     import shutil
 
     import jax
-    from jax.experimental.layout import Format, Layout
 
     from resjax.train import config
-
-    def kernels_first(state, sharding):  # XLA's CPU backend chooses row-major; a GPU would keep kernels so (we expect)
-        return jax.tree.map(lambda a: Format(Layout((3, 0, 1, 2) if a.ndim == 4 else tuple(range(a.ndim))), sharding),
-                            state)
 
     base = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=8", "log_every=2", "eval_every=4",
                                          "checkpoint_every=4", "keep_checkpoints=10", "ema_decay=0.9",
@@ -238,12 +235,16 @@ def test_a_state_laid_out_as_xla_chooses_trains_evaluates_and_resumes_as_the_row
     train_set, test_set = loop.load_splits(base)
     plain = loop.Trainer(base, tmp_path / "plain", train_set, test_set, progress=False)
     expected = plain.run()
-    monkeypatch.setattr(loop, "chosen_by_xla", kernels_first)
-    auto = base.override(["state_layout=auto"])
-    laid = loop.Trainer(auto, tmp_path / "laid", train_set, test_set, progress=False)
+    ohwi = base.override(["state_layout=ohwi"])
+    laid = loop.Trainer(ohwi, tmp_path / "laid", train_set, test_set, progress=False)
     summary = laid.run()
-    kernels = [a for a in jax.tree.leaves(laid.final_state) if a.ndim == 4]
-    assert len(kernels) > 4 and {a.format.layout.major_to_minor for a in kernels} == {(3, 0, 1, 2)}
+    def orders(state, ndim):
+        return {a.format.layout.major_to_minor for a in jax.tree.leaves(state) if a.ndim == ndim}
+
+    kernels = [a for a in jax.tree.leaves(laid.final_state) if a.ndim == 4]  # parameters, momenta, average
+    assert len(kernels) > 4 and orders(laid.final_state, 4) == {(3, 0, 1, 2)}
+    assert all(a.format.layout.major_to_minor == tuple(range(a.ndim))  # the rest row-major
+               for a in jax.tree.leaves(laid.final_state) if a.ndim != 4)
     assert_trees_close(laid.final_state, plain.final_state, rtol=1e-5, atol=1e-6)  # the same training
     for key in ("test_accuracy_single_view", "test_accuracy_flip_no_ema"):  # the average and the raw parameters
         assert summary[key] == expected[key]
@@ -254,9 +255,10 @@ def test_a_state_laid_out_as_xla_chooses_trains_evaluates_and_resumes_as_the_row
     shutil.copytree(tmp_path / "laid", resumed)
     (resumed / "summary.json").unlink()
     shutil.rmtree(resumed / "checkpoints" / "8")
-    again = loop.Trainer(auto, resumed, train_set, test_set, progress=False)
+    again = loop.Trainer(ohwi, resumed, train_set, test_set, progress=False)
     assert again.run()["resumed_from"] == 4
     assert_trees_close(again.final_state, laid.final_state, rtol=0, atol=0)
+    assert orders(again.final_state, 4) == {(3, 0, 1, 2)}  # the restored checkpoint laid out again
 
 
 def test_the_loop_trains_the_first_side_while_the_later_steps_compile(tmp_path, folder, monkeypatch):

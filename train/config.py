@@ -35,7 +35,7 @@ AUGMENTATIONS = ("cifar", "imagenet")
 FLIPS = ("random", "alternating")
 STEM_INITS = ("random", "whitening")
 SHRINKS = ("resize", "crop")
-STATE_LAYOUTS = ("default", "auto")
+STATE_LAYOUTS = ("default", "auto", "ohwi")
 CHOICES = {"lr_schedule": LR_SCHEDULES, "compute_dtype": COMPUTE_DTYPES, "input_pipeline": PIPELINES,
            "augmentation": AUGMENTATIONS, "flip": FLIPS, "stem_init": STEM_INITS, "progressive_mode": SHRINKS,
            "state_layout": STATE_LAYOUTS}
@@ -141,6 +141,8 @@ class TrainConfig:
     # step it compiles (every other step is compiled for that choice). On a GPU we expect
     # the convolution kernels in cuDNN's order, so that their updates need neither
     # transposes nor copies (docs/section4.md); XLA's CPU backend keeps them row-major.
+    # "ohwi" lays them out so without asking XLA: each kernel (H, W, I, O) output channels
+    # major, (O, H, W, I) in memory, and the rest row-major (on a CPU it costs transposes).
     # The same training but for the order of floating-point sums.
     state_layout: Literal[STATE_LAYOUTS] = "default"
     # XLA flags for this run (e.g. ["--xla_gpu_autotune_level=1"]): `resjax train` appends

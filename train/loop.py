@@ -208,6 +208,28 @@ def chosen_by_xla(state, sharding: NamedSharding):
     return Format(Layout.AUTO, sharding)
 
 
+# (H, W, I, O) kernels with the output channels major and the input channels minor: (O, H,
+# W, I) in memory, cuDNN's order for the kernel of an NHWC convolution (KRSC)
+OUTPUT_MAJOR = (3, 0, 1, 2)
+
+
+def kernels_output_major(state, sharding: NamedSharding):
+    """The state's formats under state_layout='ohwi': ``sharding``, every 4-D array (the
+    convolution kernels, their optimiser state and average) laid out OUTPUT_MAJOR and the
+    rest row-major; ``state``: the step's shapes. On a GPU a kernel so laid out is what
+    cuDNN reads and what its weight gradient is, so its update needs no transpose."""
+    return jax.tree.map(lambda a: Format(Layout(OUTPUT_MAJOR if a.ndim == 4 else tuple(range(a.ndim))), sharding),
+                        state)
+
+
+def placement(layout: str, state, sharding: NamedSharding):
+    """What the first training step compiles the state for under state_layout ``layout``
+    (None: row-major, as jax.device_put places it), ``state`` being its shapes."""
+    if layout == "default":
+        return None
+    return (chosen_by_xla if layout == "auto" else kernels_output_major)(state, sharding)
+
+
 def state_formats(compiled) -> dict:
     """The state's formats (layouts and shardings) as ``compiled``, a training step, takes
     it; RuntimeError where it would give it back otherwise (a donated state goes round)."""
@@ -376,7 +398,7 @@ class Trainer:
         self.marks = {"started": self.started, **self.setup_marks}  # phase ends, for the summary's "phases"
         self._compiling = {}  # step: the future of its compile (_start_compiles)
         self._initialising = None  # the future of the host's initial state (_prepare)
-        self.formats = None  # state_layout="auto": the state's formats, as the first training step compiled them
+        self.formats = None  # state_layout other than "default": the state's formats, as the first step compiled them
         cfg = self.config
         backend_mod.add_xla_flags(cfg.xla_flags)  # before make_mesh starts the backend
         if self.backend_start:
@@ -458,10 +480,10 @@ class Trainer:
         began = time.perf_counter()
         cfg, mesh, rep, shape, feed_type = self.config, self.mesh, self.replicated, self.shape, self.feed_type
         state, formats = self.abstract_state(), self.formats
-        choose = cfg.state_layout == "auto" and formats is None  # compile steps run one at a time, in order
+        choose = cfg.state_layout != "default" and formats is None  # compile steps run one at a time, in order
         if key != "evaluate":
             batch = feed_type.abstract_batch(cfg, mesh, count, shape)
-            placed = chosen_by_xla(state, rep) if choose else formats
+            placed = placement(cfg.state_layout, state, rep) if choose else formats
             lowered = feed_type.jit(cfg, mesh, self.steps, key, state=placed).lower(state, *batch)
         else:
             sharded, n = NamedSharding(mesh, P("data")), eval_batch_size()
@@ -635,7 +657,7 @@ class Trainer:
         self.loop_started = self.marks["state"] = time.time()
         if start_step < cfg.steps:  # else only the evaluation is left
             self.compiled(cfg.side_at(start_step))  # waits for the first step's compile, if it has not finished
-            if self.formats is not None:  # state_layout="auto": where that compile wants the state
+            if self.formats is not None:  # state_layout "auto" or "ohwi": where that compile wants the state
                 state = jax.device_put(state, self.formats)
         t0 = time.perf_counter()
         last_t, last_step = t0, start_step

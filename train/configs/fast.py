@@ -53,8 +53,10 @@ Next:     the time: since 2026-11-30 (night) the step draws mixup's λ without r
           y) end to end; part r takes fast's whole step apart (the average, mixup, the
           clip, the standardisation, the donation, autotuning level 1 for the compile's
           19-28-s wait, and the state laid out as XLA chooses: state_layout=auto, which
-          may spare the kernels' updates their transposes and copies; part a measures
-          that on the Table 1 step too, and part l trains this recipe with it); part n
+          may spare the kernels' updates their transposes and copies, or with its kernels
+          output channels major whatever XLA would choose, state_layout=ohwi; part a
+          measures auto on the Table 1 step too, and part l trains this recipe with it,
+          part o with ohwi); part n
           tries batch norm in place of the standardisation.
 """
 
