@@ -37,9 +37,10 @@
 #      128 and 512) under variants, one process each: none; ReLUs that XLA can fuse
 #      into the convolutions (model option fusible_relu); XLA's experimental cuDNN
 #      convolution fusion (elementwise epilogues into the convolutions, forward and
-#      backward), without and with those ReLUs; the state laid out as XLA chooses
-#      (--state-layout auto: no transposed updates, no copies into the donated state),
-#      alone and with the fused ReLUs and the convolution fusion; the baseline again
+#      backward), without and with those ReLUs; the kernels output channels major,
+#      cuDNN's order (--state-layout ohwi: no transposed updates, no copies into the
+#      donated state; part a says whether XLA would choose so itself), alone and with
+#      the fused ReLUs and the convolution fusion; the baseline again
 #      (the spread between processes). images/s, ratios, compile times, what each
 #      compiled step launches (cuDNN calls, fusions) and its device time by kernel kind (a profile) in
 #      x/variants.json; each step's optimised HLO in x/hlo_N/           ~7-8 min
@@ -166,10 +167,12 @@ GRAPHS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL 
 LAYOUT="--state-layout auto"
 OHWI="--state-layout ohwi"  # the kernels in cuDNN's order without asking XLA: where auto leaves them row-major
 # part x (Table 1); its baseline runs again last: how far two processes of one step differ.
+# (The layout variants were auto until 2026-12-07 (night): ohwi measures the kernels in
+# cuDNN's order whether or not XLA would choose it, which part a's auto rows say.)
 # (CUDA graphs and autotuning level 1 left it for the layouts: part y found graphs changed
 # nothing on fast's network, and part r measures level 1 on fast's step.)
 X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
-            "||$LAYOUT" "$CONV_FUSION|fusible_relu=true|$LAYOUT" "|")
+            "||$OHWI" "$CONV_FUSION|fusible_relu=true|$OHWI" "|")
 # part y (fast's network): what its weight standardisation and its biases cost, and the
 # fusion levers with them; CUDA graphs last, in case the standardisation's cost is its
 # small kernels' launches
