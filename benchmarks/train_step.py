@@ -28,7 +28,7 @@ GPU, whose cuDNN reads each kernel output channels major, the kernels, we expect
 CPU backend keeps them all row-major); ohwi, every kernel output channels major without
 asking XLA (what auto would do on a GPU, we expect). --profile traces 5 calls of each batch size, dtype
 and state layout (first steps-per-call value) with jax.profiler and writes
-DIR/b{BATCH}_{DTYPE}[_auto_layout]/profile_summary.json: the device time per step by kernel, its share
+DIR/b{BATCH}_{DTYPE}[_auto_layout or _ohwi_layout]/profile_summary.json: the device time per step by kernel, its share
 by kind (convolution and matrix kernels, XLA fusions, copies) and the idle time between
 kernels (also in the row, as ``profile_us``). Each row counts what the compiled step launches (``hlo_ops``:
 cuDNN convolution calls, XLA fusions by kind; printed as "launches"); --hlo writes each
