@@ -28,6 +28,10 @@
 #      layout lever of parts a, x and r, end to end (with TRAIN_SET, on top of f's levers) ~3 min
 #   o  `fast` (seed 0) with every kernel laid out output channels major (state_layout=ohwi):
 #      in place of l where XLA's own choice (auto) leaves the kernels row-major        ~3 min
+#   t  `fast` (seed 0) with XLA's autotuner off (--xla_gpu_autotune_level=0, through the
+#      configuration's xla_flags): each convolution takes cuDNN's heuristic first choice
+#      untimed. The compile (28-38 s in fast's runs, 19-28 s of it waited for) against
+#      the step rate: does the command come under 180 s, at the same accuracy?   ~3 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -54,9 +58,10 @@
 #      standardisation (where do the 1.1-2.2 ms per step go between the step benchmark and
 #      the training loop?); without donating the state (the 112 copies after the
 #      transposed updates); with the fusible ReLUs and the convolution fusion (the step
-#      lever measured in part y, on the whole step); autotuning level 1 (the compile, 28-38 s
-#      in `fast`'s runs); the state laid out as XLA chooses, and with its kernels output
-#      channels major (ohwi) (r/variants.json)                              ~6-7 min
+#      lever measured in part y, on the whole step); autotuning level 1 (every candidate
+#      still timed, without the buffer checks) and level 0 (none timed: part t's) for the
+#      compile, 28-38 s in `fast`'s runs; the state laid out as XLA chooses, and with its
+#      kernels output channels major (ohwi) (r/variants.json)               ~7-8 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -165,6 +170,10 @@ step_benchmark() {
 CONV_FUSION=--xla_gpu_experimental_enable_conv_fusion=true
 GRAPHS=--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL  # CUDA graphs over these too
 LAYOUT="--state-layout auto"
+# XLA's autotuner: level 1 still times every candidate kernel (it skips filling the
+# buffers and checking each result against a reference); level 0 times none and takes
+# each convolution's first candidate, cuDNN's heuristic choice (select_first_config)
+UNTUNED=--xla_gpu_autotune_level=0
 OHWI="--state-layout ohwi"  # the kernels in cuDNN's order without asking XLA: where auto leaves them row-major
 # part x (Table 1); its baseline runs again last: how far two processes of one step differ.
 # (The layout variants were auto until 2026-12-07 (night): ohwi measures the kernels in
@@ -181,8 +190,8 @@ Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_rel
 # part r (fast's whole step): where the training loop's extra time per step goes, and the
 # levers on the step that `resjax train --config fast` compiles
 R_VARIANTS=("|" "|ema_decay=0" "|mixup=0" "|grad_clip=null" "|model.weight_standardization=false"
-            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|" "||$LAYOUT"
-            "||$OHWI")
+            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|"
+            "$UNTUNED|" "||$LAYOUT" "||$OHWI")
 
 step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant,
   # its options after OPTION (--model: network options; --set: configuration fields)
@@ -251,7 +260,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|o|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|o|t|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -269,13 +278,14 @@ for part in "$@"; do
     f) train fast_fused_seed0 fast 0 model.fusible_relu=true "xla_flags=[\"$CONV_FUSION\"]" ;;
     l) train fast_layout_seed0 fast 0 state_layout=auto ;;
     o) train fast_ohwi_seed0 fast 0 state_layout=ohwi ;;
+    t) train fast_untuned_seed0 fast 0 "xla_flags=[\"$UNTUNED\"]" ;;
     x) step_variants x --model "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y --model "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     r) step_variants r --set "${RNET[@]}" -- "${R_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected one of a b c g n s f l o p q x y r i step fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected one of a b c g n s f l o t p q x y r i step fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

@@ -46,7 +46,7 @@ def out(tmp_path_factory, folder):
     env.pop("XLA_FLAGS", None)
     # two scripts at once, one per core of a 2-core CI machine: the training runs, then the
     # step variants (about 3 and 3.5 minutes one after the other, 2026-11-30)
-    groups = [["a", "b", "g", "n", "s", "f", "l", "o", "p", "q"], ["x", "y", "r"]]
+    groups = [["a", "b", "g", "n", "s", "f", "l", "o", "t", "p", "q"], ["x", "y", "r"]]
     procs = [subprocess.Popen(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for parts in groups]
     outputs = [proc.communicate(timeout=600) for proc in procs]
@@ -169,6 +169,15 @@ def test_part_o_trains_fast_with_its_kernels_output_channels_major(out):
     assert config["state_layout"] == "ohwi" and config["model"]["weight_standardization"] is True  # otherwise fast
 
 
+def test_part_t_trains_fast_with_xlas_autotuner_off(out):
+    dest, _ = out
+    result = json.loads((dest / "fast_untuned_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["xla_flags"] == TINY_XLA  # the level: the configuration's own
+    config = json.loads((dest / "fast_untuned_seed0" / "run" / "config.json").read_text())["config"]
+    assert config["xla_flags"] == ["--xla_gpu_autotune_level=0"] and config["state_layout"] == "default"
+    assert config["model"]["weight_standardization"] is True and config["learning_rate"] == 0.4  # otherwise fast
+
+
 def test_part_x_measures_the_step_under_each_variant_against_the_baseline(out):
     dest, stdout = out
     runs = json.loads((dest / "x" / "variants.json").read_text())
@@ -214,7 +223,7 @@ def test_part_r_measures_fasts_whole_step_without_each_part_of_its_recipe(out):
     assert [(r["xla_flags"], r["model"]) for r in runs] == [
         ("", ""), ("", "ema_decay=0"), ("", "mixup=0"), ("", "grad_clip=null"), ("", "model.weight_standardization=false"),
         ("", "donate_state=false"), ("--xla_gpu_experimental_enable_conv_fusion=true", "model.fusible_relu=true"),
-        ("--xla_gpu_autotune_level=1", ""), ("", ""), ("", "")]
+        ("--xla_gpu_autotune_level=1", ""), ("--xla_gpu_autotune_level=0", ""), ("", ""), ("", "")]
     assert [r["args"] for r in runs[-2:]] == ["--state-layout auto", "--state-layout ohwi"]
     assert not any(r["args"] for r in runs[:-2])
     ohwi = runs[-1]["relaid_layouts"]["16"]  # every kernel, its momentum and its average; the rest row-major
