@@ -9,7 +9,8 @@ docs/section4.md). Crops shifted by at most 1 pixel instead of the paper's 4
 (crop_padding=1, since 2026-12-07) let this short run fit faster: 80% comes at step
 1,800 instead of 2,000 with both seeds, 0.5-1.0 points above it there, and the run ends
 1.2-1.5 points higher (flip-averaged). The time to 80% is still the machine's speed: 6 min 25 s on
-2026-12-07 (about 610 full-size images/s) and, scaled from the slowest day measured
+2026-12-07 (about 610 full-size images/s), 8 min 21 s that night with CI's test suite
+running on the same 2 cores, and, scaled from the slowest day measured
 (2026-12-01, 342 images/s) to the slowest seen (250 images/s), about 16 minutes (an
 estimate).
 
