@@ -1,5 +1,6 @@
 """End to end: the README's two commands, the `resjax` command, and the package layout."""
 
+import ast
 import json
 import pathlib
 import re
@@ -95,17 +96,32 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     assert commands[1].strip() in (ROOT / ".ci" / "run").read_text()
 
 
-def test_readme_python_examples_run(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
-    assert len(blocks) >= 2
+def python_examples(path, cwd):
+    """The standard output of each ```python block of the Markdown file ``path``, run in
+    its own interpreter in ``cwd``; any block that fails fails the test."""
     outputs = []
-    for code in blocks:
-        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr
+    for code in re.findall(r"```python\n(.*?)```", path.read_text(), re.S):
+        out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{path.name}:\n{code}\n{out.stderr}"
         outputs.append(out.stdout)
+    return outputs
+
+
+def test_readme_python_examples_run(tmp_path):
+    outputs = python_examples(ROOT / "README.md", tmp_path)
+    assert len(outputs) >= 2
     assert "det R < 0" in outputs[0]
     assert "norm='batchnorm' is not one of None, 'batch' (did you mean 'batch'?)." in outputs[-1]
+
+
+def test_the_docs_python_examples_run_and_print_what_they_say(tmp_path):
+    outputs = {page.name: python_examples(page, tmp_path) for page in sorted((ROOT / "docs").glob("*.md"))}
+    assert sum(map(len, outputs.values())) >= 2, outputs  # a page's example moved away unnoticed fails here
+    assert outputs["section4.md"] == ["[0. 0. 0.]\n"]  # fixup: each branch starts at the identity
+    converged = {(init, depth): n for init, depth, n in ast.literal_eval(outputs["experiments.md"][0])}
+    assert converged["identity", 2] == converged["identity", 8] == 4  # of 4 seeds: the identity always converges
+    assert converged["small", 8] <= 2  # the saddle at zero stalls deep small initialisations
+    assert (tmp_path / "plain_gd.png").stat().st_size > 10_000
 
 
 # ----------------------------------------------------------------- bad input: one line, exit 2, before any compile
