@@ -32,6 +32,13 @@
 #      configuration's xla_flags): each convolution takes cuDNN's heuristic first choice
 #      untimed. The compile (28-38 s in fast's runs, 19-28 s of it waited for) against
 #      the step rate: does the command come under 180 s, at the same accuracy?   ~3 min
+#   k  the compile of `fast`'s whole training step (its recipe, batch 512), one process
+#      each: as configured; autotuning level 1 (every candidate still timed, without the
+#      buffer checks); level 0 (none timed: part t's); the fusible ReLUs under the
+#      convolution fusion (part f's), without and with level 0. Each compile's seconds,
+#      its HLO passes' share and the longest passes (XLA's compilation statistics: the
+#      rest is code generation), the step rate, and what each variant would change over
+#      fast's 7,000 steps (k/variants.json)                                    ~4 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -58,10 +65,9 @@
 #      standardisation (where do the 1.1-2.2 ms per step go between the step benchmark and
 #      the training loop?); without donating the state (the 112 copies after the
 #      transposed updates); with the fusible ReLUs and the convolution fusion (the step
-#      lever measured in part y, on the whole step); autotuning level 1 (every candidate
-#      still timed, without the buffer checks) and level 0 (none timed: part t's) for the
-#      compile, 28-38 s in `fast`'s runs; the state laid out as XLA chooses, and with its
-#      kernels output channels major (ohwi) (r/variants.json)               ~7-8 min
+#      lever measured in part y, on the whole step); the state laid out as XLA chooses,
+#      and with its kernels output channels major (ohwi) (r/variants.json; the compile
+#      levers are part k's)                                                   ~6-7 min
 #   i  issue 13: the imagenet34 step (streamed batches, 224x224, bf16, batch 128 and
 #      256) and, where grain is installed, the input pipeline on this host's cores with
 #      cores per GPU from the measured step                               ~2-3 min
@@ -174,12 +180,17 @@ LAYOUT="--state-layout auto"
 # buffers and checking each result against a reference); level 0 times none and takes
 # each convolution's first candidate, cuDNN's heuristic choice (select_first_config)
 UNTUNED=--xla_gpu_autotune_level=0
+# the time of each HLO pass of a compile, logged (at TF_CPP_MIN_LOG_LEVEL=0): the autotuner is
+# one; what the passes leave of the compile is code generation. (No flag splits that over
+# threads in the GPU's JAX 0.11.2: --xla_gpu_enable_llvm_module_compilation_parallelism,
+# off by default in 0.10.2, is gone from its flags, and from 0.12.1's.)
+STATS=--xla_gpu_print_compilation_stats
 OHWI="--state-layout ohwi"  # the kernels in cuDNN's order without asking XLA: where auto leaves them row-major
 # part x (Table 1); its baseline runs again last: how far two processes of one step differ.
 # (The layout variants were auto until 2026-12-07 (night): ohwi measures the kernels in
 # cuDNN's order whether or not XLA would choose it, which part a's auto rows say.)
 # (CUDA graphs and autotuning level 1 left it for the layouts: part y found graphs changed
-# nothing on fast's network, and part r measures level 1 on fast's step.)
+# nothing on fast's network, and part k measures level 1 on fast's step.)
 X_VARIANTS=("|" "|fusible_relu=true" "$CONV_FUSION|" "$CONV_FUSION|fusible_relu=true"
             "||$OHWI" "$CONV_FUSION|fusible_relu=true|$OHWI" "|")
 # part y (fast's network): what its weight standardisation and its biases cost, and the
@@ -190,11 +201,15 @@ Y_VARIANTS=("|" "|weight_standardization=false" "|conv_bias=false" "|fusible_rel
 # part r (fast's whole step): where the training loop's extra time per step goes, and the
 # levers on the step that `resjax train --config fast` compiles
 R_VARIANTS=("|" "|ema_decay=0" "|mixup=0" "|grad_clip=null" "|model.weight_standardization=false"
-            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "--xla_gpu_autotune_level=1|"
-            "$UNTUNED|" "||$LAYOUT" "||$OHWI")
+            "|donate_state=false" "$CONV_FUSION|model.fusible_relu=true" "||$LAYOUT" "||$OHWI")
+# part k (fast's whole step): where its compile goes, and the levers on it and on the step
+# that part t and f train with, each against the step rate it gives
+K_VARIANTS=("$STATS|" "$STATS --xla_gpu_autotune_level=1|" "$STATS $UNTUNED|" "$STATS $CONV_FUSION|model.fusible_relu=true"
+            "$STATS $CONV_FUSION $UNTUNED|model.fusible_relu=true")
 
 step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant,
-  # its options after OPTION (--model: network options; --set: configuration fields)
+  # its options after OPTION (--model: network options; --set: configuration fields). With
+  # SPAN=CONFIG, what each variant's compile and step rate would change in CONFIG's run.
   local dir="$DEST/$1" option=$2 i=0 net=() variant flags options args
   shift 2
   while [ "$1" != "--" ]; do net+=("$1"); shift; done
@@ -216,7 +231,9 @@ step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.
     i=$((i + 1))
   done
   $PY - "$dir" <<'PY'
-import json, pathlib, sys
+import json, os, pathlib, sys
+sys.path.insert(0, "benchmarks")
+import compile_stats
 d = pathlib.Path(sys.argv[1])
 runs = []
 for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[1])):
@@ -228,12 +245,14 @@ for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[
                  "compile_s": {str(r["batch"]): r["compile_s"] for r in rows},
                  "hlo_ops": {str(r["batch"]): r["hlo_ops"] for r in rows},
                  "profile_us": {str(r["batch"]): r["profile_us"] for r in rows if "profile_us" in r},
-                 "relaid_layouts": {str(r["batch"]): r["relaid_layouts"] for r in rows}})
+                 "relaid_layouts": {str(r["batch"]): r["relaid_layouts"] for r in rows},
+                 # under --xla_gpu_print_compilation_stats on a GPU: where the (largest) compile went
+                 "compile_stats": compile_stats.largest(flags.with_suffix(".log").read_text(errors="replace"))})
 base = runs[0]["images_per_s"]
+label = lambda run: " ".join(filter(None, (run["xla_flags"], run["model"], run["args"]))) or "(baseline)"
 for run in runs:
     run["vs_baseline_ratio"] = {b: v / base[b] for b, v in run["images_per_s"].items() if b in base}
-    name = " ".join(filter(None, (run["xla_flags"], run["model"], run["args"]))) or "(baseline)"
-    print(f"{name}: " + (", ".join(
+    print(f"{label(run)}: " + (", ".join(
         f"b{b} {v:,.0f} images/s ({run['vs_baseline_ratio'].get(b, float('nan')):.3f}x, "
         f"compiled in {run['compile_s'][b]:.1f} s)"
         for b, v in run["images_per_s"].items()) or "did not run"))
@@ -241,9 +260,22 @@ for run in runs:
         if "--state-layout" in run["args"]:
             print(f"  b{b}: {moved['relaid']} of the state's {moved['leaves']} arrays laid out otherwise than "
                   f"row-major ({moved['relaid_bytes'] / 1e6:.1f} MB)")
+    if run["compile_stats"]:
+        print("  " + compile_stats.describe(run["compile_stats"], max(run["compile_s"].values(), default=None)))
     for b, p in run["profile_us"].items():
         print(f"  b{b}, device ms per step: idle {p['step_idle_us'] / 1e3:.2f}, "
               + ", ".join(f"{k} {v / 1e3:.2f}" for k, v in p["kinds_us"].items()))
+if os.environ.get("SPAN"):  # a configuration's training run: what each variant's compile and step change in it
+    from resjax.train import config
+    span_name, span = os.environ["SPAN"], config.load(os.environ["SPAN"])
+    b = str(span.batch_size) if str(span.batch_size) in base else max(base, key=int, default=None)  # TINY: its own
+    for run in runs:
+        if b in run["images_per_s"]:
+            compile_s = run["compile_s"][b] - runs[0]["compile_s"][b]
+            loop_s = span.steps * span.batch_size * (1 / run["images_per_s"][b] - 1 / base[b])
+            run[f"over_{span_name}_seconds"] = {"batch": int(b), "compile": compile_s, "steps": loop_s}
+            print(f"{label(run)}, over {span_name}'s {span.steps:,} steps of {span.batch_size} at "
+                  f"b{b}'s rate: compile {compile_s:+.1f} s, steps {loop_s:+.1f} s, in all {compile_s + loop_s:+.1f} s")
 (d / "variants.json").write_text(json.dumps(runs, indent=1))
 PY
 }
@@ -260,7 +292,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|o|t|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|o|t|k|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -282,10 +314,11 @@ for part in "$@"; do
     x) step_variants x --model "${XNET[@]}" -- "${X_VARIANTS[@]}" ;;
     y) step_variants y --model "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     r) step_variants r --set "${RNET[@]}" -- "${R_VARIANTS[@]}" ;;
+    k) TF_CPP_MIN_LOG_LEVEL=0 SPAN=fast step_variants k --set "${RNET[@]}" -- "${K_VARIANTS[@]}" ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected one of a b c g n s f l o t p q x y r i step fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected one of a b c g n s f l o t k p q x y r i step fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

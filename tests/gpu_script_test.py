@@ -13,6 +13,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import compile_stats  # noqa: E402
 import launches  # noqa: E402
 import step_report  # noqa: E402
 import train_step  # noqa: E402
@@ -29,6 +30,8 @@ json.dump(dict(flop_per_img=1.0, rows=rows), open(os.path.join(x.out, "peer_step
 # the network's shape only: each configuration keeps its own options (fast's standardisation, ...)
 TINY_XLA = "--xla_backend_optimization_level=0"  # what gpu.sh's TINY adds to XLA_FLAGS
 TINY_NET = "model.stem=[3,4,1] model.widths=[8,16] model.blocks=[1,1] model.strides=[1,2]"
+UNTUNED, STATS = "--xla_gpu_autotune_level=0", "--xla_gpu_print_compilation_stats"
+FUSION = "--xla_gpu_experimental_enable_conv_fusion=true"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def out(tmp_path_factory, folder):
     env.pop("XLA_FLAGS", None)
     # two scripts at once, one per core of a 2-core CI machine: the training runs, then the
     # step variants (about 3 and 3.5 minutes one after the other, 2026-11-30)
-    groups = [["a", "b", "g", "n", "s", "f", "l", "o", "t", "p", "q"], ["x", "y", "r"]]
+    groups = [["a", "b", "g", "n", "s", "f", "l", "o", "t", "p", "q"], ["x", "y", "r", "k"]]
     procs = [subprocess.Popen(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for parts in groups]
     outputs = [proc.communicate(timeout=600) for proc in procs]
@@ -174,7 +177,7 @@ def test_part_t_trains_fast_with_xlas_autotuner_off(out):
     result = json.loads((dest / "fast_untuned_seed0" / "result.json").read_text())
     assert result["exit_status"] == 0 and result["xla_flags"] == TINY_XLA  # the level: the configuration's own
     config = json.loads((dest / "fast_untuned_seed0" / "run" / "config.json").read_text())["config"]
-    assert config["xla_flags"] == ["--xla_gpu_autotune_level=0"] and config["state_layout"] == "default"
+    assert config["xla_flags"] == [UNTUNED] and config["state_layout"] == "default"
     assert config["model"]["weight_standardization"] is True and config["learning_rate"] == 0.4  # otherwise fast
 
 
@@ -223,7 +226,7 @@ def test_part_r_measures_fasts_whole_step_without_each_part_of_its_recipe(out):
     assert [(r["xla_flags"], r["model"]) for r in runs] == [
         ("", ""), ("", "ema_decay=0"), ("", "mixup=0"), ("", "grad_clip=null"), ("", "model.weight_standardization=false"),
         ("", "donate_state=false"), ("--xla_gpu_experimental_enable_conv_fusion=true", "model.fusible_relu=true"),
-        ("--xla_gpu_autotune_level=1", ""), ("--xla_gpu_autotune_level=0", ""), ("", ""), ("", "")]
+        ("", ""), ("", "")]
     assert [r["args"] for r in runs[-2:]] == ["--state-layout auto", "--state-layout ohwi"]
     assert not any(r["args"] for r in runs[:-2])
     ohwi = runs[-1]["relaid_layouts"]["16"]  # every kernel, its momentum and its average; the rest row-major
@@ -236,6 +239,55 @@ def test_part_r_measures_fasts_whole_step_without_each_part_of_its_recipe(out):
     launches = [sum(r["hlo_ops"]["16"].values()) for r in runs]
     assert launches[1] < launches[0]  # the parameter average's update is part of the measured step
     assert "input_output_alias" in hlo[0].split("\n", 1)[0] and "input_output_alias" not in hlo[5].split("\n", 1)[0]
+
+
+def test_part_k_measures_the_compile_levers_on_fasts_whole_step(out):
+    dest, stdout = out
+    runs = json.loads((dest / "k" / "variants.json").read_text())
+    assert [(r["xla_flags"], r["model"], r["args"]) for r in runs] == [
+        (STATS, "", ""), (f"{STATS} --xla_gpu_autotune_level=1", "", ""), (f"{STATS} {UNTUNED}", "", ""),
+        (f"{STATS} {FUSION}", "model.fusible_relu=true", ""), (f"{STATS} {FUSION} {UNTUNED}", "model.fusible_relu=true", "")]
+    assert all(r["ran"] and r["compile_s"]["16"] > 0 for r in runs)  # on CPU the GPU flags are accepted
+    assert all(r["compile_stats"] is None for r in runs)  # XLA logs them on a GPU only
+    network = json.loads((dest / "k" / "step_0.json").read_text())["network"]
+    assert network.startswith("the fast config's whole training step") and "model.widths=[8,16]" in network
+    # what each would change in fast's run: 7,000 steps of 512, here at the tiny step's rate
+    assert runs[0]["over_fast_seconds"] == {"batch": 16, "compile": 0.0, "steps": 0.0}
+    for r in runs[1:]:
+        moved = r["over_fast_seconds"]
+        assert moved["compile"] == pytest.approx(r["compile_s"]["16"] - runs[0]["compile_s"]["16"])
+        rates = r["images_per_s"]["16"], runs[0]["images_per_s"]["16"]
+        assert moved["steps"] == pytest.approx(7000 * 512 * (1 / rates[0] - 1 / rates[1]))
+    assert f"{STATS} {UNTUNED}, over fast's 7,000 steps of 512 at b16's rate: compile " in stdout
+
+
+def test_compile_stats_reads_xlas_pass_times_from_a_log_and_splits_the_compile(tmp_path):
+    # as XLA logs them under --xla_gpu_print_compilation_stats (compilation_stats.cc), two
+    # modules, with other log lines between
+    log = """I1208 10:00:00.1 1 compilation_stats.cc:120] Total runtime (ms) of HLO passes: 250.5
+I1208 10:00:00.1 1 compilation_stats.cc:121] Pass name, num runs, time (ms)
+I1208 10:00:00.1 1 compilation_stats.cc:124] algebraic-simplifier, 12, 200.5
+I1208 10:00:00.1 1 compilation_stats.cc:124] fusion, 2, 50
+I1208 10:00:01.0 1 gpu_compiler.cc:1] something else, 3, 4 apples
+I1208 10:00:09.0 1 compilation_stats.cc:120] Total runtime (ms) of HLO passes: 21000
+I1208 10:00:09.0 1 compilation_stats.cc:121] Pass name, num runs, time (ms)
+I1208 10:00:09.0 1 compilation_stats.cc:124] conv-algorithm-picker, 1, 15000
+I1208 10:00:09.0 1 compilation_stats.cc:124] gemm-fusion-autotuner, 1, 1000.5
+I1208 10:00:09.0 1 compilation_stats.cc:124] priority-fusion, 3, 4999.5
+"""
+    blocks = compile_stats.pass_stats(log)
+    assert [b["total_ms"] for b in blocks] == [250.5, 21000.0]
+    assert blocks[0]["passes"] == [["algebraic-simplifier", 12, 200.5], ["fusion", 2, 50.0]]
+    step = compile_stats.largest(log)
+    assert step["total_ms"] == 21000.0 and step["autotuning_ms"] == 16000.5  # the picker and the autotuner
+    line = compile_stats.describe(step, 30.0, top=2)
+    assert line == ("HLO passes 21.0 s of the compile's 30.0 s (the rest, 9.0 s, code generation and the like); "
+                    "autotuning 16.0 s; longest: conv-algorithm-picker 15.0 s, priority-fusion 5.0 s")
+    assert compile_stats.largest("no statistics here") is None
+    (tmp_path / "step.log").write_text(log)
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compile_stats.py"), str(tmp_path / "step.log"),
+                           "--compile-seconds", "30"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("HLO passes 21.0 s of the compile's 30.0 s")
 
 
 def test_an_unknown_part_is_refused():

@@ -52,9 +52,11 @@ Next:     the time: since 2026-11-30 (night) the step draws mixup's λ without r
           convolution fusion (+4.7% on fast's network's step at batch 512, benchmarks/gpu.sh
           y) end to end; part t trains it with XLA's autotuner off
           (xla_flags=["--xla_gpu_autotune_level=0"]: cuDNN's first choices, untimed), the
-          lever on the compile's 19-28-s wait; part r takes fast's whole step apart (the
-          average, mixup, the clip, the standardisation, the donation, autotuning levels 1
-          and 0, and the state laid out as XLA chooses: state_layout=auto, which
+          lever on the compile's 19-28-s wait; part k says where that compile goes (XLA's
+          statistics of its passes, the autotuner's among them) and what levels 1 and 0
+          and f's levers do to it and to the step rate; part r takes fast's whole step
+          apart (the average, mixup, the clip, the standardisation, the donation, and the
+          state laid out as XLA chooses: state_layout=auto, which
           may spare the kernels' updates their transposes and copies, or with its kernels
           output channels major whatever XLA would choose, state_layout=ohwi; part a
           measures auto on the Table 1 step too, and part l trains this recipe with it,
