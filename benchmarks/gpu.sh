@@ -35,10 +35,12 @@
 #   k  the compile of `fast`'s whole training step (its recipe, batch 512), one process
 #      each: as configured; autotuning level 1 (every candidate still timed, without the
 #      buffer checks); level 0 (none timed: part t's); the fusible ReLUs under the
-#      convolution fusion (part f's), without and with level 0. Each compile's seconds,
-#      its HLO passes' share and the longest passes (XLA's compilation statistics: the
-#      rest is code generation), the step rate, and what each variant would change over
-#      fast's 7,000 steps (k/variants.json)                                    ~4 min
+#      convolution fusion (part f's), without and with level 0; each stage's 8 repeated
+#      blocks as one under nn.scan (model.scan_blocks: a third of the program to compile,
+#      and a loop in the step). Each compile's seconds, its HLO passes' share and the
+#      longest passes (XLA's compilation statistics: the rest is code generation), the
+#      step rate, and what each variant would change over fast's 7,000 steps
+#      (k/variants.json)                                                     ~4.5 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -94,7 +96,7 @@ if [ -n "$TINY" ]; then
   PEERS=(--tiny --which jax --batches 16,32 --dtypes fp32); STEPS=(--steps 3)
   INET=(--batches 2 --dtypes float32 --steps 1 --cpu-devices 1); PIPE=(--images 20 --batch 8 --batches 1 --workers 1)
   VSTEP=(--steps 2 --batches 16 --dtypes float32); XNET=(--config tiny); YNET=(--config tiny)
-  RNET=(--config fast --recipe --set "model.stem=[3,4,1]" "model.widths=[8,16]" "model.blocks=[1,1]" "model.strides=[1,2]")
+  RNET=(--config fast --recipe --set "model.stem=[3,4,1]" "model.widths=[8,16]" "model.blocks=[1,2]" "model.strides=[1,2]")  # k: 1 block scanned
   PROGRESSIVE=("progressive_resizing=[[2, 4]]"); LONGER=("progressive_resizing=[[2, 4]]" steps=6 checkpoint_every=6)
   SHORTER=(steps=3 checkpoint_every=3)
 else
@@ -205,7 +207,7 @@ R_VARIANTS=("|" "|ema_decay=0" "|mixup=0" "|grad_clip=null" "|model.weight_stand
 # part k (fast's whole step): where its compile goes, and the levers on it and on the step
 # that part t and f train with, each against the step rate it gives
 K_VARIANTS=("$STATS|" "$STATS --xla_gpu_autotune_level=1|" "$STATS $UNTUNED|" "$STATS $CONV_FUSION|model.fusible_relu=true"
-            "$STATS $CONV_FUSION $UNTUNED|model.fusible_relu=true")
+            "$STATS $CONV_FUSION $UNTUNED|model.fusible_relu=true" "$STATS|model.scan_blocks=true")
 
 step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.py process per variant,
   # its options after OPTION (--model: network options; --set: configuration fields). With

@@ -100,12 +100,13 @@ def relu(fusible: bool):
     return relu_from_output if fusible else nn.relu
 
 
-def skip_branch(key: jax.Array, h: jax.Array, drop: float) -> jax.Array:
+def skip_branch(key: jax.Array, h: jax.Array, drop: float | jax.Array) -> jax.Array:
     """Stochastic depth (Huang et al., 2016): each example's residual branch h (B, ...) is
     zeroed with probability ``drop`` (the block is then exactly the identity) and scaled
-    by 1/(1 - drop) otherwise, so that evaluation uses the whole network unscaled."""
+    by 1/(1 - drop) otherwise, so that evaluation uses the whole network unscaled.
+    ``drop`` may be traced (a scanned stage's rate per block); h keeps its dtype."""
     keep = jax.random.bernoulli(key, 1.0 - drop, (h.shape[0],) + (1,) * (h.ndim - 1))
-    return jnp.where(keep, h / (1.0 - drop), jnp.zeros((), h.dtype))
+    return jnp.where(keep, h / jnp.asarray(1.0 - drop, h.dtype), jnp.zeros((), h.dtype))
 
 
 @jax.custom_jvp
@@ -205,7 +206,9 @@ class ResidualBlock(nn.Module):
     weight_standardization: bool = False
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, drop: jax.Array | None = None):
+        """``drop``: this call's skip probability in place of the field's (a traced rate,
+        under ``ResNet.scan_blocks``); given, the branch is skipped at random in training."""
         if self.shortcut and self.stride > 1 and (x.shape[-3] % self.stride or x.shape[-2] % self.stride):
             raise ValueError(
                 f"block {self.name}: a stride-{self.stride} shortcut average-pools its input, whose spatial size "
@@ -226,8 +229,8 @@ class ResidualBlock(nn.Module):
         h = conv(1, 1, "conv2")(h)
         if not self.shortcut:
             return h
-        if train and self.drop:
-            h = skip_branch(self.make_rng("drop_path"), h, self.drop)
+        if train and (drop is not None or self.drop):
+            h = skip_branch(self.make_rng("drop_path"), h, self.drop if drop is None else drop)
         s = x
         if self.stride > 1:
             s = nn.avg_pool(s, (self.stride, self.stride), strides=(self.stride, self.stride))
@@ -235,6 +238,29 @@ class ResidualBlock(nn.Module):
         if extra > 0:
             s = jnp.pad(s, [(0, 0)] * (s.ndim - 1) + [(0, extra)])
         return s + h
+
+
+class RepeatedBlock(nn.Module):
+    """One of a stage's identical blocks (all but its first) as ``nn.scan``'s body:
+    ``block`` holds ResidualBlock's fields, ``rate`` is the block's skip probability in
+    training (a scanned scalar, or None without stochastic depth)."""
+
+    block: tuple[tuple[str, Any], ...]
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, x, rate):
+        return ResidualBlock(**dict(self.block), name="block")(x, self.train, rate), None
+
+
+def repeated_blocks(count: int, block: dict, train: bool, rates: Sequence[float] | None, name: str):
+    """``count`` ResidualBlocks of the same shape under ``nn.scan``: one block's program,
+    run ``count`` times; each parameter (and batch statistic) stacked on a new leading
+    axis of length ``count``, each block's initialised from its own key."""
+    scanned = nn.scan(RepeatedBlock, variable_axes={"params": 0, "batch_stats": 0},
+                      split_rngs={"params": True, "drop_path": True}, length=count)
+    xs = None if rates is None else jnp.asarray(rates, jnp.float32)
+    return lambda x: scanned(tuple(block.items()), train, name=name)(x, xs)[0]
 
 
 class ResNet(nn.Module):
@@ -263,6 +289,13 @@ class ResNet(nn.Module):
         ``init_scheme="fixup"`` each branch's C_2 scale starts at zero (the identity at
         first, as Fixup); with "standard" every scale starts at one. The paper's σ sets
         kernel magnitudes, which standardisation removes, so "paper" is refused.
+      scan_blocks: each stage's blocks after its first (the same shape, 8 of Table 1's 9)
+        run as one block under ``nn.scan`` (``repeated_blocks``): the same network and
+        numbers as unrolled, but one block's program per stage, so a compile of about a
+        third of the size (a lever on the compile's time; the loop may cost some step
+        time). Their parameters are stacked, ``stage{s}_blocks/block/...`` with a leading
+        axis of blocks − 1, in place of ``stage{s}_block1`` ... ``stage{s}_block{n-1}``;
+        checkpoints of the two forms do not mix.
       head: "fixed" (random projection, not trained) or "trained" (Dense).
       head_seed: the fixed head's seed.
       dtype: compute dtype (bfloat16 on GPU/TPU); parameters stay float32.
@@ -284,6 +317,7 @@ class ResNet(nn.Module):
     float32_head: bool = True
     fusible_relu: bool = False
     weight_standardization: bool = False
+    scan_blocks: bool = False
 
     def __post_init__(self):
         check_options(self)
@@ -297,12 +331,19 @@ class ResNet(nn.Module):
                        "stem")(x.astype(self.dtype))
         total, depth = sum(self.blocks), 0
         for stage, (width, count, first_stride) in enumerate(zip(self.widths, self.blocks, self.strides)):
-            for i in range(count):
-                depth += 1  # stochastic depth's linear rule: block l of L is skipped with drop_path·l/L
-                x = ResidualBlock(width, first_stride if i == 0 else 1, self.shortcut, self.init_scheme, self.norm,
-                                  self.dtype, total, self.conv_bias, self.drop_path * depth / total,
-                                  self.fusible_relu, self.weight_standardization,
-                                  name=f"stage{stage}_block{i}")(x, train)
+            block = dict(channels=width, shortcut=self.shortcut, init_scheme=self.init_scheme, norm=self.norm,
+                         dtype=self.dtype, total_blocks=total, conv_bias=self.conv_bias,
+                         fusible_relu=self.fusible_relu, weight_standardization=self.weight_standardization)
+            # stochastic depth's linear rule: block l of L is skipped with drop_path·l/L
+            rates = [self.drop_path * (depth + i + 1) / total for i in range(count)]
+            depth += count
+            x = ResidualBlock(**block, stride=first_stride, drop=rates[0], name=f"stage{stage}_block0")(x, train)
+            if self.scan_blocks and count > 1:
+                x = repeated_blocks(count - 1, block, train, rates[1:] if self.drop_path else None,
+                                    f"stage{stage}_blocks")(x)
+                continue
+            for i in range(1, count):
+                x = ResidualBlock(**block, drop=rates[i], name=f"stage{stage}_block{i}")(x, train)
         if self.norm == "batch":
             x = relu(self.fusible_relu)(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn_final")(x))
         head_dtype = jnp.float32 if self.float32_head else self.dtype
@@ -352,7 +393,7 @@ def check_options(net: "ResNet") -> None:
         raise ValueError(f"drop_path must be a probability in [0, 1), got {net.drop_path!r}.")
     if net.drop_path and not net.shortcut:
         raise ValueError("drop_path skips residual branches: it needs shortcut=True (a plain network has none).")
-    for name in ("shortcut", "conv_bias", "float32_head", "fusible_relu", "weight_standardization"):
+    for name in ("shortcut", "conv_bias", "float32_head", "fusible_relu", "weight_standardization", "scan_blocks"):
         if not isinstance(getattr(net, name), bool):
             raise TypeError(f"{name} must be true or false, got {getattr(net, name)!r}.")
     _v.one_of("init_scheme", net.init_scheme, INIT_SCHEMES)

@@ -246,11 +246,14 @@ def test_part_k_measures_the_compile_levers_on_fasts_whole_step(out):
     runs = json.loads((dest / "k" / "variants.json").read_text())
     assert [(r["xla_flags"], r["model"], r["args"]) for r in runs] == [
         (STATS, "", ""), (f"{STATS} --xla_gpu_autotune_level=1", "", ""), (f"{STATS} {UNTUNED}", "", ""),
-        (f"{STATS} {FUSION}", "model.fusible_relu=true", ""), (f"{STATS} {FUSION} {UNTUNED}", "model.fusible_relu=true", "")]
+        (f"{STATS} {FUSION}", "model.fusible_relu=true", ""), (f"{STATS} {FUSION} {UNTUNED}", "model.fusible_relu=true", ""),
+        (STATS, "model.scan_blocks=true", "")]
     assert all(r["ran"] and r["compile_s"]["16"] > 0 for r in runs)  # on CPU the GPU flags are accepted
     assert all(r["compile_stats"] is None for r in runs)  # XLA logs them on a GPU only
     network = json.loads((dest / "k" / "step_0.json").read_text())["network"]
     assert network.startswith("the fast config's whole training step") and "model.widths=[8,16]" in network
+    assert "model.scan_blocks=true" in json.loads((dest / "k" / "step_5.json").read_text())["network"]
+    assert runs[5]["hlo_ops"]["16"]["while"] > runs[0]["hlo_ops"]["16"]["while"]  # stage 2's later blocks: a loop
     # what each would change in fast's run: 7,000 steps of 512, here at the tiny step's rate
     assert runs[0]["over_fast_seconds"] == {"batch": 16, "compile": 0.0, "steps": 0.0}
     for r in runs[1:]:

@@ -305,3 +305,57 @@ def test_weight_standardised_fixup_blocks_start_as_the_identity_and_leave_it(sch
 def test_weight_standardization_refuses_the_papers_initialisation():
     with pytest.raises(ValueError, match="removes the scale that init_scheme='paper' sets; use init_scheme='fixup'"):
         models.table1(10, **TINY, weight_standardization=True)
+
+
+def stacked(params, blocks):
+    """Unrolled parameters in scan_blocks' form: each stage's blocks 1.. stacked."""
+    out = {name: p for name, p in params.items() if not any(name.startswith(f"stage{s}_block") and name != f"stage{s}_block0"
+                                                             for s in range(len(blocks)))}
+    for s, n in enumerate(blocks):
+        out[f"stage{s}_blocks"] = {"block": jax.tree.map(lambda *a: jnp.stack(a),
+                                                         *(params[f"stage{s}_block{i}"] for i in range(1, n)))}
+    return out
+
+
+@pytest.mark.parametrize("options", [{}, {"weight_standardization": True, "conv_bias": True, "fusible_relu": True}])
+def test_scan_blocks_computes_the_unrolled_network_with_each_stages_later_blocks_stacked(options):
+    kw = dict(num_classes=3, stem=(3, 4, 1), widths=(4, 8), blocks=(3, 4), strides=(1, 2), init_scheme="fixup", **options)
+    x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
+    unrolled, scanned = models.ResNet(**kw), models.ResNet(**kw, scan_blocks=True)
+    params = unrolled.init(jax.random.key(0), x)["params"]
+    keys = iter(jax.random.split(jax.random.key(2), 100))  # away from fixup's zeros: every block does something
+    params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(next(keys), p.shape), params)
+    own = scanned.init(jax.random.key(0), x)["params"]
+    assert jax.tree.map(jnp.shape, own) == jax.tree.map(jnp.shape, stacked(params, kw["blocks"]))
+    assert own["stage1_blocks"]["block"]["conv1"]["kernel"].shape == (3, 3, 3, 8, 8) and count(own) == count(params)
+    kernels = own["stage1_blocks"]["block"]["conv1"]["kernel"]
+    assert not np.allclose(kernels[0], kernels[1])  # each block initialised from its own key
+
+    def loss(net, p):
+        return jnp.sum(net.apply({"params": p}, x, train=True) ** 2)
+
+    (unrolled_loss, unrolled_grad) = jax.jit(jax.value_and_grad(lambda p: loss(unrolled, p)))(params)
+    (scanned_loss, scanned_grad) = jax.jit(jax.value_and_grad(lambda p: loss(scanned, p)))(stacked(params, kw["blocks"]))
+    np.testing.assert_allclose(scanned_loss, unrolled_loss, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max()),
+                 scanned_grad, stacked(unrolled_grad, kw["blocks"]))  # float32 sums in another order
+    with pytest.raises(TypeError, match="scan_blocks"):
+        models.ResNet(scan_blocks="yes")
+
+
+def test_scan_blocks_gives_each_stacked_block_its_own_drop_path_rate(monkeypatch):
+    net = models.ResNet(num_classes=3, stem=(3, 4, 1), widths=(4, 8), blocks=(3, 2), strides=(1, 2),
+                        init_scheme="standard", drop_path=0.5, scan_blocks=True)
+    x = jax.random.normal(jax.random.key(1), (16, 8, 8, 3))
+    variables = net.init(jax.random.key(0), x)
+    runs = [net.apply(variables, x, train=True, rngs={"drop_path": jax.random.key(k)}) for k in range(2)]
+    assert not np.allclose(runs[0], runs[1]) and not np.allclose(runs[0], net.apply(variables, x))
+    rates, skip = [], models.skip_branch
+
+    def record(key, h, drop):
+        jax.debug.callback(lambda d: rates.append(round(float(d), 6)), drop)
+        return skip(key, h, drop)
+
+    monkeypatch.setattr(models, "skip_branch", record)
+    jax.block_until_ready(net.apply(variables, x, train=True, rngs={"drop_path": jax.random.key(0)}))
+    assert sorted(rates) == [0.1, 0.2, 0.3, 0.4, 0.5]  # block l of L: drop_path·l/L, the scanned ones too

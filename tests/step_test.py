@@ -339,3 +339,14 @@ def test_a_step_with_the_state_donated_or_not_gives_bitwise_the_same_state():
             state, _ = fn(state, images, jnp.array([0, 1, 0, 1]), jnp.arange(4), jax.random.key(1), NORM)
         states.append(jax.device_get(state))
     jax.tree.map(np.testing.assert_array_equal, *states)
+
+
+def test_weight_decay_reaches_every_kernel_stacked_or_not_and_nothing_else():
+    cfg = TrainConfig(learning_rate=0.1, weight_decay=0.5, momentum=0.0)
+    params = {"kernel": jnp.ones((3, 3, 2, 2)), "stacked": jnp.ones((4, 3, 3, 2, 2)),  # model.scan_blocks's
+              "scale": jnp.ones(2), "bias": jnp.ones(2)}
+    tx = step.optimizer(cfg)
+    zero = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zero, tx.init(params), params)
+    moved = {name: float(u.reshape(-1)[0]) for name, u in updates.items()}
+    assert moved == pytest.approx({"kernel": -0.05, "stacked": -0.05, "scale": 0.0, "bias": 0.0})

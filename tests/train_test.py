@@ -261,6 +261,40 @@ def test_kernels_laid_out_output_channels_major_train_evaluate_and_resume_as_the
     assert orders(again.final_state, 4) == {(3, 0, 1, 2)}  # the restored checkpoint laid out again
 
 
+def test_output_major_puts_a_kernels_output_channels_after_its_stacking_axis_and_leaves_the_rest():
+    assert loop.output_major(4) == (3, 0, 1, 2)  # (H, W, I, O): O, H, W, I in memory
+    assert loop.output_major(5) == (0, 4, 1, 2, 3)  # model.scan_blocks's stacked kernels: blocks first
+    assert [loop.output_major(n) for n in (0, 1, 2)] == [(), (0,), (0, 1)]
+
+
+def test_scanned_blocks_train_laid_out_output_channels_major_and_resume_bitwise(tmp_path, folder):
+    import shutil
+
+    import jax
+
+    from resjax.train import config
+
+    cfg = config.load("tiny").override([f"data={folder}", "num_classes=2", "steps=4", "log_every=2", "eval_every=2",
+                                        "checkpoint_every=2", "model.blocks=[3,3]", "model.scan_blocks=true",
+                                        "model.drop_path=0.2", "state_layout=ohwi", "ema_decay=0.9"])
+    train_set, test_set = loop.load_splits(cfg)
+    with pytest.warns(UserWarning, match="scan_blocks=true on a CPU"):  # slow here: a GPU's lever
+        whole = loop.Trainer(cfg, tmp_path / "whole", train_set, test_set, progress=False)
+    summary = whole.run()
+    assert 0 <= summary["test_accuracy"] <= 1 and np.isfinite(summary["test_loss"])
+    stacked = [a for a in jax.tree.leaves(whole.final_state) if a.ndim == 5]  # parameters, momenta, average
+    assert len(stacked) == 12 and {a.shape[0] for a in stacked} == {2}  # 2 stages x 2 convolutions x 3
+    assert {a.format.layout.major_to_minor for a in stacked} == {(0, 4, 1, 2, 3)}
+    resumed = tmp_path / "resumed"  # killed after the checkpoint at step 2
+    shutil.copytree(tmp_path / "whole", resumed)
+    (resumed / "summary.json").unlink()
+    shutil.rmtree(resumed / "checkpoints" / "4")
+    with pytest.warns(UserWarning, match="scan_blocks"):
+        again = loop.Trainer(cfg, resumed, train_set, test_set, progress=False)
+    assert again.run()["resumed_from"] == 2
+    assert_trees_close(again.final_state, whole.final_state, rtol=0, atol=0)
+
+
 def test_the_loop_trains_the_first_side_while_the_later_steps_compile(tmp_path, folder, monkeypatch):
     from resjax.train import config
 

@@ -29,6 +29,7 @@ import pathlib
 import platform
 import sys
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -213,13 +214,22 @@ def chosen_by_xla(state, sharding: NamedSharding):
 OUTPUT_MAJOR = (3, 0, 1, 2)
 
 
+def output_major(ndim: int) -> tuple[int, ...]:
+    """OUTPUT_MAJOR for a kernel with ``ndim`` - 4 leading axes (model.scan_blocks stacks
+    a stage's kernels on one: blocks, then O, H, W, I); row-major below 4 dimensions."""
+    if ndim < 4:
+        return tuple(range(ndim))
+    lead = ndim - 4
+    return tuple(range(lead)) + tuple(lead + axis for axis in OUTPUT_MAJOR)
+
+
 def kernels_output_major(state, sharding: NamedSharding):
-    """The state's formats under state_layout='ohwi': ``sharding``, every 4-D array (the
-    convolution kernels, their optimiser state and average) laid out OUTPUT_MAJOR and the
-    rest row-major; ``state``: the step's shapes. On a GPU a kernel so laid out is what
-    cuDNN reads and what its weight gradient is, so its update needs no transpose."""
-    return jax.tree.map(lambda a: Format(Layout(OUTPUT_MAJOR if a.ndim == 4 else tuple(range(a.ndim))), sharding),
-                        state)
+    """The state's formats under state_layout='ohwi': ``sharding``, every kernel (the
+    convolution kernels, their optimiser state and average: 4-D, or 5-D stacked) laid out
+    output_major and the rest row-major; ``state``: the step's shapes. On a GPU a kernel
+    so laid out is what cuDNN reads and what its weight gradient is, so its update needs
+    no transpose."""
+    return jax.tree.map(lambda a: Format(Layout(output_major(a.ndim)), sharding), state)
 
 
 def placement(layout: str, state, sharding: NamedSharding):
@@ -408,6 +418,10 @@ class Trainer:
         self.model = models.ResNet(num_classes=cfg.num_classes, dtype=self.dtype, **cfg.model)
         self.mesh = make_mesh()
         self.marks["backend"] = time.time()
+        if cfg.model.get("scan_blocks") and jax.default_backend() == "cpu":
+            warnings.warn("model.scan_blocks=true on a CPU: XLA's CPU backend computes the scanned blocks' weight "
+                          "gradients about 35 times slower than unrolled ones (docs/section4.md); it is a lever on "
+                          "a GPU's compile. Leave it false here.", stacklevel=2)
         self.replicated = NamedSharding(self.mesh, P())
         train, test = self.train_set, self.test_set
         # the pipeline load_splits chose, or would have chosen for Records it left undecoded

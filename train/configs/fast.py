@@ -53,8 +53,9 @@ Next:     the time: since 2026-11-30 (night) the step draws mixup's λ without r
           y) end to end; part t trains it with XLA's autotuner off
           (xla_flags=["--xla_gpu_autotune_level=0"]: cuDNN's first choices, untimed), the
           lever on the compile's 19-28-s wait; part k says where that compile goes (XLA's
-          statistics of its passes, the autotuner's among them) and what levels 1 and 0
-          and f's levers do to it and to the step rate; part r takes fast's whole step
+          statistics of its passes, the autotuner's among them) and what levels 1 and 0,
+          f's levers and each stage's repeated blocks under nn.scan (model.scan_blocks)
+          do to it and to the step rate; part r takes fast's whole step
           apart (the average, mixup, the clip, the standardisation, the donation, and the
           state laid out as XLA chooses: state_layout=auto, which
           may spare the kernels' updates their transposes and copies, or with its kernels
