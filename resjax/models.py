@@ -253,14 +253,15 @@ class RepeatedBlock(nn.Module):
         return ResidualBlock(**dict(self.block), name="block")(x, self.train, rate), None
 
 
-def repeated_blocks(count: int, block: dict, train: bool, rates: Sequence[float] | None, name: str):
-    """``count`` ResidualBlocks of the same shape under ``nn.scan``: one block's program,
-    run ``count`` times; each parameter (and batch statistic) stacked on a new leading
-    axis of length ``count``, each block's initialised from its own key."""
+def repeated_blocks(x, count: int, block: dict, train: bool, rates: Sequence[float] | None, name: str):
+    """``count`` ResidualBlocks of the same shape applied to ``x`` under ``nn.scan``: one
+    block's program, run ``count`` times; each parameter (and batch statistic) stacked on
+    a new leading axis of length ``count``, each block's initialised from its own key.
+    Call it inside a compact module (``name`` is the scanned module's)."""
     scanned = nn.scan(RepeatedBlock, variable_axes={"params": 0, "batch_stats": 0},
                       split_rngs={"params": True, "drop_path": True}, length=count)
     xs = None if rates is None else jnp.asarray(rates, jnp.float32)
-    return lambda x: scanned(tuple(block.items()), train, name=name)(x, xs)[0]
+    return scanned(tuple(block.items()), train, name=name)(x, xs)[0]
 
 
 class ResNet(nn.Module):
@@ -291,9 +292,9 @@ class ResNet(nn.Module):
         kernel magnitudes, which standardisation removes, so "paper" is refused.
       scan_blocks: each stage's blocks after its first (the same shape, 8 of Table 1's 9)
         run as one block under ``nn.scan`` (``repeated_blocks``): the same network and
-        numbers as unrolled, but one block's program per stage, so a compile of about a
-        third of the size (a lever on the compile's time; the loop may cost some step
-        time). Their parameters are stacked, ``stage{s}_blocks/block/...`` with a leading
+        numbers as unrolled, but one block's program per stage, so about a third of the
+        program to compile (a lever on the compile's time; the loop may cost step time).
+        Slow on a CPU (docs/section4.md). Their parameters are stacked, ``stage{s}_blocks/block/...`` with a leading
         axis of blocks − 1, in place of ``stage{s}_block1`` ... ``stage{s}_block{n-1}``;
         checkpoints of the two forms do not mix.
       head: "fixed" (random projection, not trained) or "trained" (Dense).
@@ -339,8 +340,8 @@ class ResNet(nn.Module):
             depth += count
             x = ResidualBlock(**block, stride=first_stride, drop=rates[0], name=f"stage{stage}_block0")(x, train)
             if self.scan_blocks and count > 1:
-                x = repeated_blocks(count - 1, block, train, rates[1:] if self.drop_path else None,
-                                    f"stage{stage}_blocks")(x)
+                x = repeated_blocks(x, count - 1, block, train, rates[1:] if self.drop_path else None,
+                                    f"stage{stage}_blocks")
                 continue
             for i in range(1, count):
                 x = ResidualBlock(**block, drop=rates[i], name=f"stage{stage}_block{i}")(x, train)
