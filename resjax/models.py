@@ -264,6 +264,13 @@ def repeated_blocks(x, count: int, block: dict, train: bool, rates: Sequence[flo
     return scanned(tuple(block.items()), train, name=name)(x, xs)[0]
 
 
+def is_kernel(leaf) -> bool:
+    """Whether a parameter (or its optimiser state, or its average) of ResNet is a
+    convolution kernel: (H, W, I, O), or (blocks, H, W, I, O) where model.scan_blocks
+    stacks a stage's. Biases, gains and the head's (I, O) matrix are not."""
+    return leaf.ndim >= 4
+
+
 class ResNet(nn.Module):
     """Stem convolution, residual stages, global average pool, head.
 

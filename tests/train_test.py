@@ -262,9 +262,10 @@ def test_kernels_laid_out_output_channels_major_train_evaluate_and_resume_as_the
 
 
 def test_output_major_puts_a_kernels_output_channels_after_its_stacking_axis_and_leaves_the_rest():
-    assert loop.output_major(4) == (3, 0, 1, 2)  # (H, W, I, O): O, H, W, I in memory
-    assert loop.output_major(5) == (0, 4, 1, 2, 3)  # model.scan_blocks's stacked kernels: blocks first
-    assert [loop.output_major(n) for n in (0, 1, 2)] == [(), (0,), (0, 1)]
+    leaf = lambda ndim: np.zeros((1,) * ndim)
+    assert loop.output_major(leaf(4)) == (3, 0, 1, 2)  # (H, W, I, O): O, H, W, I in memory
+    assert loop.output_major(leaf(5)) == (0, 4, 1, 2, 3)  # model.scan_blocks's stacked kernels: blocks first
+    assert [loop.output_major(leaf(n)) for n in (0, 1, 2)] == [(), (0,), (0, 1)]
 
 
 def test_scanned_blocks_train_laid_out_output_channels_major_and_resume_bitwise(tmp_path, folder):

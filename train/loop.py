@@ -214,12 +214,13 @@ def chosen_by_xla(state, sharding: NamedSharding):
 OUTPUT_MAJOR = (3, 0, 1, 2)
 
 
-def output_major(ndim: int) -> tuple[int, ...]:
-    """OUTPUT_MAJOR for a kernel with ``ndim`` - 4 leading axes (model.scan_blocks stacks
-    a stage's kernels on one: blocks, then O, H, W, I); row-major below 4 dimensions."""
-    if ndim < 4:
-        return tuple(range(ndim))
-    lead = ndim - 4
+def output_major(leaf) -> tuple[int, ...]:
+    """OUTPUT_MAJOR for a kernel (models.is_kernel) with ``ndim`` - 4 leading axes
+    (model.scan_blocks stacks a stage's kernels on one: blocks, then O, H, W, I); row-major
+    for any other leaf."""
+    if not models.is_kernel(leaf):
+        return tuple(range(leaf.ndim))
+    lead = leaf.ndim - 4
     return tuple(range(lead)) + tuple(lead + axis for axis in OUTPUT_MAJOR)
 
 
@@ -229,7 +230,7 @@ def kernels_output_major(state, sharding: NamedSharding):
     output_major and the rest row-major; ``state``: the step's shapes. On a GPU a kernel
     so laid out is what cuDNN reads and what its weight gradient is, so its update needs
     no transpose."""
-    return jax.tree.map(lambda a: Format(Layout(output_major(a.ndim)), sharding), state)
+    return jax.tree.map(lambda a: Format(Layout(output_major(a)), sharding), state)
 
 
 def placement(layout: str, state, sharding: NamedSharding):

@@ -17,6 +17,8 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from resjax import models
+
 from . import beta, grad_norm, order
 from .config import TrainConfig
 
@@ -42,9 +44,8 @@ def schedule(config: TrainConfig) -> optax.Schedule:
 
 
 def optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """SGD with momentum; weight decay on convolution kernels (4-D leaves, 5-D where
-    model.scan_blocks stacks a stage's) only."""
-    conv_only = lambda params: jax.tree.map(lambda p: p.ndim >= 4, params)
+    """SGD with momentum; weight decay on convolution kernels only (models.is_kernel)."""
+    conv_only = lambda params: jax.tree.map(models.is_kernel, params)
     parts = [grad_norm.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
     parts += [
         optax.add_decayed_weights(config.weight_decay, mask=conv_only),
