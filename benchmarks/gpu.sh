@@ -41,6 +41,11 @@
 #      longest passes (XLA's compilation statistics: the rest is code generation), the
 #      step rate, and what each variant would change over fast's 7,000 steps
 #      (k/variants.json)                                                     ~4.5 min
+#   best `fast` (seed 0) with the variant of part k that would make its command shortest
+#      (benchmarks/levers.py: the steps' time at the variant's rate and the loop's wait
+#      for its compile; the baseline unless one saves more than 2 s), read from
+#      $LEVERS_FROM (default: k/variants.json of this DEST): part k's answer end to end ~3 min
+#   best1  the same with seed 1 (on a fresh machine, LEVERS_FROM=a carried variants.json) ~3 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
@@ -282,6 +287,14 @@ if os.environ.get("SPAN"):  # a configuration's training run: what each variant'
 PY
 }
 
+best_train() {  # name seed: fast with the variant of part k that benchmarks/levers.py chooses
+  local from=${LEVERS_FROM:-$DEST/k/variants.json} sets chosen
+  mkdir -p "$DEST/$1"
+  sets=$($PY benchmarks/levers.py "$from" --json "$DEST/$1/choice.json") || { say "$1: no choice, not trained"; return 1; }
+  read -r -a chosen <<<"$sets"
+  train "$1" fast "$2" "${chosen[@]}"
+}
+
 imagenet() {
   local dir="$DEST/i"
   mkdir -p "$dir"
@@ -294,7 +307,7 @@ imagenet() {
   fi
 }
 
-[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|o|t|k|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash benchmarks/gpu.sh a|b|c|g|n|s|f|l|o|t|k|best|best1|p|q|x|y|r|i|step|fast0 [...]" >&2; exit 2; }
 # the repository's resjax/ must not shadow the installed package (its checks/ and train/
 # install as resjax.checks and resjax.train)
 export PYTHONSAFEPATH=1
@@ -317,10 +330,12 @@ for part in "$@"; do
     y) step_variants y --model "${YNET[@]}" -- "${Y_VARIANTS[@]}" ;;
     r) step_variants r --set "${RNET[@]}" -- "${R_VARIANTS[@]}" ;;
     k) TF_CPP_MIN_LOG_LEVEL=0 SPAN=fast step_variants k --set "${RNET[@]}" -- "${K_VARIANTS[@]}" ;;
+    best) best_train fast_best_seed0 0 ;;
+    best1) best_train fast_best_seed1 1 ;;
     step) step_benchmark ;;  # a, without its training run
     fast0) train fast_seed0 fast 0 ;;
     i) imagenet ;;
-    *) echo "unknown part $part: expected one of a b c g n s f l o t k p q x y r i step fast0" >&2; exit 2 ;;
+    *) echo "unknown part $part: expected one of a b c g n s f l o t k best best1 p q x y r i step fast0" >&2; exit 2 ;;
   esac
 done
 say "done"

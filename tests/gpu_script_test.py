@@ -15,6 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import compile_stats  # noqa: E402
 import launches  # noqa: E402
+import levers  # noqa: E402
 import step_report  # noqa: E402
 import train_step  # noqa: E402
 
@@ -49,7 +50,7 @@ def out(tmp_path_factory, folder):
     env.pop("XLA_FLAGS", None)
     # two scripts at once, one per core of a 2-core CI machine: the training runs, then the
     # step variants (about 3 and 3.5 minutes one after the other, 2026-11-30)
-    groups = [["a", "b", "g", "n", "s", "f", "l", "o", "t", "p", "q"], ["x", "y", "r", "k"]]
+    groups = [["a", "b", "g", "n", "s", "f", "l", "o", "t", "p", "q"], ["x", "y", "r", "k", "best"]]
     procs = [subprocess.Popen(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *parts], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for parts in groups]
     outputs = [proc.communicate(timeout=600) for proc in procs]
@@ -262,6 +263,69 @@ def test_part_k_measures_the_compile_levers_on_fasts_whole_step(out):
         rates = r["images_per_s"]["16"], runs[0]["images_per_s"]["16"]
         assert moved["steps"] == pytest.approx(7000 * 512 * (1 / rates[0] - 1 / rates[1]))
     assert f"{STATS} {UNTUNED}, over fast's 7,000 steps of 512 at b16's rate: compile " in stdout
+
+
+def test_part_best_trains_fast_with_the_variant_part_k_chose(out):
+    dest, stdout = out
+    runs = json.loads((dest / "k" / "variants.json").read_text())
+    choice = json.loads((dest / "fast_best_seed0" / "choice.json").read_text())
+    chosen = levers.choose(runs, 7000, 512, head=10.6, margin=2.0)  # from k's figures, whatever they were
+    assert choice["chosen"] == chosen and choice["overrides"] == levers.overrides(runs[chosen])
+    result = json.loads((dest / "fast_best_seed0" / "result.json").read_text())
+    assert result["exit_status"] == 0 and result["test_accuracy_single_view"] is not None
+    config = json.loads((dest / "fast_best_seed0" / "run" / "config.json").read_text())["config"]
+    assert config["xla_flags"] == [f for f in runs[chosen]["xla_flags"].split() if f != STATS]
+    for field in runs[chosen]["model"].split():  # model.NAME=true
+        assert config["model"][field.split("=")[0].removeprefix("model.")] is True
+    assert re.search(r"train \S+/fast_best_seed0: resjax train --config fast --set seed=0 .*"
+                     + re.escape(" ".join(choice["overrides"])) + "$", stdout, re.M)
+
+
+def k_run(flags="", model="", args="", rate=1000.0, compile_s=30.0) -> dict:
+    """A row of part k's variants.json, at batch 512."""
+    return {"xla_flags": flags, "model": model, "args": args, "ran": True, "images_per_s": {"512": rate},
+            "compile_s": {"512": compile_s}}
+
+
+def test_levers_chooses_the_variant_that_shortens_the_command_and_counts_no_compile_saving_beyond_the_wait():
+    # a run of 1,000 steps of 512: at 1,000 images/s the steps take 512 s
+    fused = k_run(f"{STATS} {FUSION}", "model.fusible_relu=true", rate=1024.0)  # 12 s faster steps
+    untuned = k_run(f"{STATS} {UNTUNED}", rate=1000.0 * 512 / 532, compile_s=5.0)  # 20 s slower steps
+    base = k_run(STATS)
+    # the baseline's wait is 30 - 10 = 20 s: level 0's 25-s shorter compile saves only those 20
+    assert levers.projected([base, fused, untuned], 1000, 512, head=10.0) == pytest.approx([0.0, -12.0, 0.0])
+    assert levers.choose([base, fused, untuned], 1000, 512, head=10.0, margin=2.0) == 1
+    assert levers.overrides(fused) == [f'xla_flags=["{FUSION}"]', "model.fusible_relu=true"]
+    # with the whole compile waited for, level 0 would win: -25 + 20
+    assert levers.projected([base, untuned], 1000, 512, head=0.0)[1] == pytest.approx(-5.0)
+    # a saving within the margin keeps the baseline, which needs no override
+    assert levers.choose([base, k_run(STATS, rate=1001.0)], 1000, 512, head=10.0, margin=2.0) == 0
+    assert levers.overrides(base) == []
+    assert levers.overrides(k_run("", "", "--state-layout ohwi")) == ["state_layout=ohwi"]
+    with pytest.raises(ValueError, match="--steps-per-call 8"):
+        levers.overrides(k_run("", "", "--steps-per-call 8"))
+    failed = {**k_run(UNTUNED), "ran": False, "images_per_s": {}, "compile_s": {}}  # a variant that did not run
+    assert levers.projected([base, failed], 1000, 512, head=10.0) == [0.0, None]
+
+
+def test_levers_cli_prints_the_overrides_and_refuses_what_it_cannot_read(tmp_path):
+    runs = [k_run(STATS), k_run(f"{STATS} {FUSION} {UNTUNED}", "model.fusible_relu=true", rate=1100.0, compile_s=12.0)]
+    (tmp_path / "variants.json").write_text(json.dumps(runs))
+    cli = [sys.executable, str(ROOT / "benchmarks" / "levers.py")]
+    proc = subprocess.run([*cli, str(tmp_path / "variants.json"), "--json", str(tmp_path / "choice.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f'xla_flags=["{FUSION}","{UNTUNED}"] model.fusible_relu=true\n'
+    assert "* --xla_gpu_print_compilation_stats --xla_gpu_experimental" in proc.stderr
+    choice = json.loads((tmp_path / "choice.json").read_text())
+    # fast: 7,000 steps of 512; 1,100 against 1,000 images/s, and the 19.4-s wait down to 1.4 s
+    assert choice["chosen"] == 1 and choice["projected_seconds"][1] == pytest.approx(
+        7000 * 512 * (1 / 1100 - 1 / 1000) - 18.0)
+    proc = subprocess.run([*cli, str(tmp_path / "missing.json")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("levers.py: no choice from ") and not proc.stdout
+    (tmp_path / "empty.json").write_text(json.dumps([{**runs[0], "ran": False, "images_per_s": {}}]))
+    proc = subprocess.run([*cli, str(tmp_path / "empty.json")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "the baseline (the first variant) did not run" in proc.stderr
 
 
 def test_compile_stats_reads_xlas_pass_times_from_a_log_and_splits_the_compile(tmp_path):

@@ -55,7 +55,9 @@ Next:     the time: since 2026-11-30 (night) the step draws mixup's λ without r
           lever on the compile's 19-28-s wait; part k says where that compile goes (XLA's
           statistics of its passes, the autotuner's among them) and what levels 1 and 0,
           f's levers and each stage's repeated blocks under nn.scan (model.scan_blocks)
-          do to it and to the step rate; part r takes fast's whole step
+          do to it and to the step rate, and parts best and best1 train this recipe
+          with whichever of them would shorten the command most (benchmarks/levers.py),
+          seeds 0 and 1; part r takes fast's whole step
           apart (the average, mixup, the clip, the standardisation, the donation, and the
           state laid out as XLA chooses: state_layout=auto, which
           may spare the kernels' updates their transposes and copies, or with its kernels
