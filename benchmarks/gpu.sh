@@ -45,7 +45,7 @@
 #      (benchmarks/levers.py: the steps' time at the variant's rate and the loop's wait
 #      for its compile; the baseline unless one saves more than 2 s), read from
 #      $LEVERS_FROM (default: k/variants.json of this DEST): part k's answer end to end ~3 min
-#   best1  the same with seed 1 (on a fresh machine, LEVERS_FROM=a carried variants.json) ~3 min
+#   best1  the same with seed 1 (in a later call: LEVERS_FROM=a carried copy of k/variants.json) ~3 min
 #   n  `fast` (seed 0) with batch norm and the standard initialisation in place of the
 #      weight standardisation, at the learning rate of the recipe without it (0.2), and
 #      without the parameter average (its evaluation would pair averaged weights with
