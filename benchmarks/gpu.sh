@@ -241,6 +241,7 @@ step_variants() {  # PART OPTION NETWORK_ARGS... -- VARIANTS...: one train_step.
 import json, os, pathlib, sys
 sys.path.insert(0, "benchmarks")
 import compile_stats
+import levers
 d = pathlib.Path(sys.argv[1])
 runs = []
 for flags in sorted(d.glob("step_*.flags"), key=lambda p: int(p.stem.split("_")[1])):
@@ -272,14 +273,14 @@ for run in runs:
     for b, p in run["profile_us"].items():
         print(f"  b{b}, device ms per step: idle {p['step_idle_us'] / 1e3:.2f}, "
               + ", ".join(f"{k} {v / 1e3:.2f}" for k, v in p["kinds_us"].items()))
-if os.environ.get("SPAN"):  # a configuration's training run: what each variant's compile and step change in it
+if os.environ.get("SPAN") and base:  # a configuration's training run: what each variant's compile and step change in it
     from resjax.train import config
     span_name, span = os.environ["SPAN"], config.load(os.environ["SPAN"])
-    b = str(span.batch_size) if str(span.batch_size) in base else max(base, key=int, default=None)  # TINY: its own
+    b = levers.batch_of(runs, span.batch_size)  # TINY: its own
     for run in runs:
         if b in run["images_per_s"]:
             compile_s = run["compile_s"][b] - runs[0]["compile_s"][b]
-            loop_s = span.steps * span.batch_size * (1 / run["images_per_s"][b] - 1 / base[b])
+            loop_s = levers.steps_seconds(run, runs[0], b, span.steps, span.batch_size)
             run[f"over_{span_name}_seconds"] = {"batch": int(b), "compile": compile_s, "steps": loop_s}
             print(f"{label(run)}, over {span_name}'s {span.steps:,} steps of {span.batch_size} at "
                   f"b{b}'s rate: compile {compile_s:+.1f} s, steps {loop_s:+.1f} s, in all {compile_s + loop_s:+.1f} s")

@@ -49,14 +49,19 @@ def batch_of(runs: list[dict], batch_size: int) -> str:
     return str(batch_size) if str(batch_size) in measured else max(measured, key=int)
 
 
+def steps_seconds(run: dict, base: dict, b: str, steps: int, batch_size: int) -> float:
+    """What ``run``'s step rate at batch ``b`` would add to ``steps`` steps of ``batch_size``
+    against ``base``'s."""
+    return steps * batch_size * (1 / run["images_per_s"][b] - 1 / base["images_per_s"][b])
+
+
 def projected(runs: list[dict], steps: int, batch_size: int, head: float) -> list[float | None]:
     """Seconds each variant would add to the command (negative: save), None where it did not run."""
     b = batch_of(runs, batch_size)
     base = runs[0]
     wait = lambda run: max(0.0, run["compile_s"][b] - head)
     return [None if b not in run["images_per_s"] else
-            steps * batch_size * (1 / run["images_per_s"][b] - 1 / base["images_per_s"][b]) + wait(run) - wait(base)
-            for run in runs]
+            steps_seconds(run, base, b, steps, batch_size) + wait(run) - wait(base) for run in runs]
 
 
 def choose(runs: list[dict], steps: int, batch_size: int, head: float, margin: float) -> int:
